@@ -1,0 +1,42 @@
+# keepers — the two set-up commands of the README, and a few helpers.
+#
+#   make run   create .venv (core install), start the daemon with the dashboard
+#              on your pictures folder (PHOTOS=DIR to pick another; the demo set
+#              when the default folder does not exist)
+#   make test  create .venv with every extra, run the whole test suite
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PHOTOS ?=
+PYTEST_ARGS ?=
+
+.PHONY: run test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip wheel "setuptools<81"
+
+# Core install: what the daemon, the built-in scorers and the dashboard need.
+$(VENV)/.installed-core: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+# Every extra. torch==2.13.0 first: it is a CPU build; a bare `torch`
+# requirement resolved from scratch would download a multi-GB CUDA build.
+$(VENV)/.installed-all: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[all]'
+	touch $@ $(VENV)/.installed-core
+
+run: $(VENV)/.installed-core
+	$(BIN)/keepers run --demo-if-missing $(if $(PHOTOS),--photos "$(PHOTOS)")
+
+test: $(VENV)/.installed-all
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/.installed-all
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

@@ -1,0 +1,48 @@
+"""The `keepers` command line.
+
+Each subcommand lives in its own module that exposes ``register(subparsers)``;
+the parser sets ``func`` to the function that runs it and returns an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .. import __version__
+from ..errors import KeepersError
+from ..logsetup import setup_logging
+
+#: modules under daemon.cli that add subcommands, in help order
+SUBCOMMAND_MODULES = ["run", "scores", "demo"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="keepers", description="Photo curation: score every photo, keep the best shot of each group.")
+    parser.add_argument("--version", action="version", version=f"keepers {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMAND_MODULES:
+        importlib.import_module(f"{__name__}.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    setup_logging("debug" if args.verbose else "info")
+    try:
+        return int(args.func(args) or 0)
+    except KeepersError as exc:
+        print(f"keepers: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

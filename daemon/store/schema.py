@@ -1,0 +1,191 @@
+"""The database schema and its forward migrations.
+
+``MIGRATIONS[i]`` takes a database from version ``i`` to ``i + 1``; the
+version lives in ``PRAGMA user_version``. Add a new entry to change the
+schema; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+IMAGE_STATUSES = ("pending", "scored", "error", "deleted")
+MODEL_STATES = ("disabled", "pending", "fetching", "cached", "ready", "failed", "offline-unavailable")
+COMMAND_KINDS = ("rescan", "reselect", "retry-model", "pin", "unpin", "reject")
+
+_V1 = """
+CREATE TABLE images (
+    id            INTEGER PRIMARY KEY,
+    path          TEXT NOT NULL UNIQUE,     -- absolute path, surrogate-escaped when not UTF-8
+    root          TEXT NOT NULL,            -- the watched folder it was found under
+    size          INTEGER,
+    mtime_ns      INTEGER,
+    content_hash  TEXT,                     -- blake2b of the file bytes (hex); finds moves
+    width         INTEGER,                  -- after EXIF orientation
+    height        INTEGER,
+    taken_at      REAL,                     -- unix seconds, EXIF DateTimeOriginal else file mtime
+    taken_source  TEXT,                     -- 'exif' or 'mtime'
+    camera        TEXT,
+    exif_json     TEXT,                     -- the few EXIF fields selection uses (exposure bias, mode, ...)
+    dhash         TEXT,                     -- 64-bit perceptual hash, 16 hex digits
+    status        TEXT NOT NULL DEFAULT 'pending'
+                  CHECK (status IN ('pending','scored','error','deleted')),
+    error         TEXT,
+    composite     REAL,                     -- weighted, renormalised over the groups present
+    coverage      TEXT,                     -- JSON list of the groups that contributed
+    groups_json   TEXT,                     -- JSON {group: score}
+    moment        INTEGER,
+    cluster       INTEGER,
+    first_seen    REAL NOT NULL,
+    scored_at     REAL,
+    updated_at    REAL NOT NULL
+);
+CREATE INDEX images_status ON images(status);
+CREATE INDEX images_hash ON images(content_hash);
+CREATE INDEX images_taken ON images(root, taken_at);
+CREATE INDEX images_composite ON images(composite);
+
+CREATE TABLE scores (
+    image_id      INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    model         TEXT NOT NULL,            -- scorer or model name, e.g. 'sharpness', 'musiq-spaq'
+    task          TEXT NOT NULL,            -- group: aesthetic / technical / portrait
+    raw           REAL,                     -- what the scorer measured, in its own unit
+    normalised    REAL,                     -- 0..1, 1 = better
+    model_version TEXT,
+    scored_at     REAL NOT NULL,
+    PRIMARY KEY (image_id, model)
+) WITHOUT ROWID;
+CREATE INDEX scores_model ON scores(model);
+
+CREATE TABLE embeddings (
+    image_id      INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    model         TEXT NOT NULL,
+    dim           INTEGER NOT NULL,
+    vector        BLOB NOT NULL,            -- float32, little-endian
+    PRIMARY KEY (image_id, model)
+) WITHOUT ROWID;
+
+CREATE TABLE models (
+    name          TEXT PRIMARY KEY,
+    task          TEXT,
+    framework     TEXT,
+    enabled       INTEGER NOT NULL DEFAULT 0,
+    state         TEXT NOT NULL DEFAULT 'pending'
+                  CHECK (state IN ('disabled','pending','fetching','cached','ready','failed','offline-unavailable')),
+    source        TEXT,                     -- kind of the source that served it: local/tfhub/kaggle/hf/https/cache
+    source_ref    TEXT,                     -- the URL, handle or path of that source
+    cache_path    TEXT,
+    version       TEXT,
+    sha256        TEXT,
+    bytes         INTEGER,
+    load_seconds  REAL,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    last_error    TEXT,
+    updated_at    REAL NOT NULL
+);
+
+CREATE TABLE model_events (
+    id            INTEGER PRIMARY KEY,
+    model         TEXT NOT NULL,
+    at            REAL NOT NULL,
+    kind          TEXT NOT NULL,            -- attempt, retry, skip, fallback, success, failure, load, offline
+    source        TEXT,
+    seconds       REAL,
+    error_class   TEXT,
+    message       TEXT
+);
+CREATE INDEX model_events_model ON model_events(model, at);
+
+CREATE TABLE selection_runs (
+    id            INTEGER PRIMARY KEY,
+    trigger       TEXT NOT NULL,            -- schedule, new-photos, command, cli
+    started       REAL NOT NULL,
+    finished      REAL,
+    photos        INTEGER,
+    moments       INTEGER,
+    moments_recomputed INTEGER,
+    clusters      INTEGER,
+    picks         INTEGER,
+    added         INTEGER,
+    removed       INTEGER,
+    error         TEXT
+);
+
+CREATE TABLE picks (                        -- the current album: one row per picked photo
+    image_id      INTEGER PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
+    run_id        INTEGER NOT NULL REFERENCES selection_runs(id),
+    moment        INTEGER,
+    cluster       INTEGER,
+    rank          INTEGER,
+    composite     REAL,
+    reason        TEXT NOT NULL             -- JSON: group scores, coverage, decided_by, floors, manual
+);
+
+CREATE TABLE pick_changes (                 -- what each run added to and removed from the album
+    run_id        INTEGER NOT NULL REFERENCES selection_runs(id),
+    image_id      INTEGER NOT NULL,
+    change        TEXT NOT NULL CHECK (change IN ('added','removed')),
+    PRIMARY KEY (run_id, image_id)
+) WITHOUT ROWID;
+
+CREATE TABLE manual_choices (               -- a person's choice always wins
+    image_id      INTEGER PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
+    choice        TEXT NOT NULL CHECK (choice IN ('pin','reject')),
+    origin        TEXT NOT NULL,            -- cli, dashboard, xmp
+    at            REAL NOT NULL
+);
+
+CREATE TABLE xmp_written (                  -- what keepers last wrote to each sidecar
+    sidecar       TEXT PRIMARY KEY,
+    image_id      INTEGER NOT NULL,
+    rating        INTEGER,
+    label         TEXT,
+    written_at    REAL NOT NULL
+);
+
+CREATE TABLE commands (                     -- dashboard/CLI -> daemon
+    id            INTEGER PRIMARY KEY,
+    kind          TEXT NOT NULL CHECK (kind IN ('rescan','reselect','retry-model','pin','unpin','reject')),
+    arg           TEXT,
+    created       REAL NOT NULL,
+    taken         REAL,
+    done          REAL,
+    result        TEXT,
+    error         TEXT
+);
+CREATE INDEX commands_open ON commands(done);
+
+CREATE TABLE telemetry (                    -- per-stage timings, aggregated per writer batch
+    id            INTEGER PRIMARY KEY,
+    at            REAL NOT NULL,
+    stage         TEXT NOT NULL,            -- decode, <scorer name>, write, selection, ...
+    count         INTEGER NOT NULL,
+    total_seconds REAL NOT NULL,
+    max_seconds   REAL NOT NULL
+);
+CREATE INDEX telemetry_stage ON telemetry(stage, at);
+
+CREATE TABLE daemon (                       -- one row: the running daemon's heartbeat
+    id            INTEGER PRIMARY KEY CHECK (id = 1),
+    pid           INTEGER,
+    version       TEXT,
+    state         TEXT,                     -- starting, ready, stopping, stopped
+    started       REAL,
+    heartbeat     REAL,
+    queue_depth   INTEGER,
+    photos_per_min REAL,
+    watched_folders TEXT,                   -- JSON list of {path, mode}
+    inotify_watches INTEGER,
+    inotify_limit INTEGER,
+    status_text   TEXT
+);
+
+CREATE TABLE log (                          -- recent warnings and errors, for the dashboard
+    id            INTEGER PRIMARY KEY,
+    at            REAL NOT NULL,
+    level         TEXT NOT NULL,
+    logger        TEXT NOT NULL,
+    message       TEXT NOT NULL
+);
+"""
+
+MIGRATIONS: list[str] = [_V1]
+SCHEMA_VERSION = len(MIGRATIONS)
