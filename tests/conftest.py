@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = ["fixtures_tui", "fixtures_models"]
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,86 @@
+"""How the dashboard writes numbers, times and states."""
+
+from __future__ import annotations
+
+import time
+
+DASH = "—"
+
+#: colour of each model state (a word is always shown beside the colour)
+STATE_STYLES: dict[str, str] = {
+    "ready": "bold green",
+    "cached": "cyan",
+    "fetching": "cyan",
+    "pending": "yellow",
+    "failed": "bold red",
+    "offline-unavailable": "bold yellow",
+    "disabled": "dim",
+}
+
+STATUS_STYLES: dict[str, str] = {
+    "scored": "green",
+    "pending": "yellow",
+    "error": "bold red",
+    "deleted": "dim",
+}
+
+LEVEL_STYLES: dict[str, str] = {"WARNING": "yellow", "ERROR": "bold red", "CRITICAL": "bold red reverse"}
+
+
+def number(value: int | None) -> str:
+    """12345 -> '12,345'; None -> '—'."""
+    return DASH if value is None else f"{value:,}"
+
+
+def score(value: float | None) -> str:
+    return DASH if value is None else f"{value:.3f}"
+
+
+def duration(seconds: float | None) -> str:
+    """A span in the largest sensible units: '850 ms', '4.2 s', '3 min 5 s', '2 h 10 min', '3 d 4 h'."""
+    if seconds is None:
+        return DASH
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h"
+
+
+def millis(seconds: float | None) -> str:
+    return DASH if seconds is None else f"{seconds * 1000:,.1f}"
+
+
+def timestamp(at: float | None) -> str:
+    """Local date and time of a unix timestamp."""
+    return DASH if at is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
+
+
+def clock(at: float | None) -> str:
+    """Local time of day of a unix timestamp."""
+    return DASH if at is None else time.strftime("%H:%M:%S", time.localtime(at))
+
+
+def size(n: int | None) -> str:
+    if n is None:
+        return DASH
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GB"
+
+
+def first_line(text: str | None, width: int = 60) -> str:
+    if not text:
+        return ""
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= width else line[: width - 1] + "…"

@@ -1,0 +1,215 @@
+"""Photos: a sortable, filterable, paged table of every image, and a detail
+pane with every score and a thumbnail of the highlighted one."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import replace
+from typing import Any
+
+from PIL import Image as PILImage
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import DataTable, Input, Static
+from textual.worker import get_current_worker
+
+from daemon.errors import StoreError
+from daemon.store import StoreReader
+
+from .. import format as fmt
+from ..queries import GROUPS, PAGE_SIZE, PHOTO_SORTS, PHOTO_STATUS_FILTERS, PhotoDetail, PhotoPage, PhotoQuery, photo_detail, photo_page
+from ..widgets.tables import cursor_key, refill
+from ..widgets.thumbnail import Thumbnail, load_preview
+from .base import DashboardScreen, read_in_thread
+
+SORT_ORDER = tuple(PHOTO_SORTS)
+#: the table column a header click sorts by
+COLUMN_SORTS = {"photo": "path", "status": "status", "composite": "composite"}
+
+
+def _detail(d: PhotoDetail) -> Group:
+    p = d.photo
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    grid.add_row("Photo", Text(p.path))
+    grid.add_row("Status", Text(p.status, style=fmt.STATUS_STYLES.get(p.status, "")))
+    if p.error:
+        grid.add_row("Error", Text(p.error, style="red"))
+    grid.add_row("Composite", f"{fmt.score(p.composite)}  from {', '.join(p.coverage) or 'no group'}")
+    grid.add_row("Groups", "  ".join(f"{g} {fmt.score(p.groups.get(g))}" for g in GROUPS))
+    grid.add_row("Size", f"{d.width or '?'}×{d.height or '?'} · {fmt.size(d.size)}")
+    grid.add_row("Taken", f"{fmt.timestamp(p.taken_at)} ({d.taken_source or '?'})")
+    if d.camera:
+        grid.add_row("Camera", d.camera)
+    grid.add_row("Moment", f"{d.moment if d.moment is not None else fmt.DASH} · cluster {d.cluster if d.cluster is not None else fmt.DASH}")
+    album = "picked" if d.picked else "not picked"
+    if p.manual:
+        album += f" · {p.manual}ned by hand" if p.manual == "pin" else f" · {p.manual}ed by hand"
+    grid.add_row("Album", album)
+    scores = Table("Score", "Group", "Raw", "0..1", box=None, padding=(0, 1), header_style="bold")
+    for s in d.scores:
+        scores.add_row(s.model, s.task, f"{s.raw:.4g}" if s.raw is not None else fmt.DASH, fmt.score(s.normalised))
+    if not d.scores:
+        scores.add_row("(none yet)", "", "", "")
+    return Group(grid, Text(""), scores)
+
+
+class PhotosScreen(DashboardScreen[PhotoPage]):
+    MODE = "photos"
+    AUTO_FOCUS = "#photos-table"
+    BINDINGS = [
+        Binding("k", "app.pin", "Pin"),
+        Binding("u", "app.unpin", "Unpin"),
+        Binding("x", "app.reject", "Reject"),
+        Binding("slash", "filter", "Filter"),
+        Binding("s", "sort", "Sort"),
+        Binding("f", "status_filter", "Status"),
+        Binding("right_square_bracket", "page(1)", "Next page", show=False),
+        Binding("left_square_bracket", "page(-1)", "Prev page", show=False),
+        Binding("escape", "leave_filter", "Back", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.photo_query = PhotoQuery()
+        self.detail: PhotoDetail | None = None
+        self._detail_for: int | None = None
+
+    def compose_body(self) -> ComposeResult:
+        with Horizontal(id="photos-body"):
+            with Vertical(id="photos-list"):
+                yield Input(placeholder="filter by path, Enter to apply, Esc to leave", id="photos-filter")
+                table: DataTable[str | Text] = DataTable(id="photos-table", cursor_type="row", zebra_stripes=True)
+                table.add_column("Photo", key="photo")
+                table.add_column("Status", key="status")
+                table.add_column("Comp", key="composite")
+                for group in GROUPS:
+                    table.add_column(group[:4].title(), key=group)
+                table.add_column("Note", key="note")
+                yield table
+            with VerticalScroll(id="photo-detail-pane"):
+                yield Thumbnail(id="photo-thumbnail")
+                yield Static("", id="photo-detail")
+
+    # -- data --------------------------------------------------------------------------------
+
+    def load_params(self) -> PhotoQuery:
+        return self.photo_query
+
+    def load(self, reader: StoreReader, params: PhotoQuery) -> PhotoPage:
+        return photo_page(reader, params)
+
+    def show(self, data: PhotoPage) -> None:
+        rows = []
+        for p in data.rows:
+            note = p.manual or fmt.first_line(p.error, 30)
+            rows.append(
+                (
+                    str(p.id),
+                    (
+                        p.name,
+                        Text(p.status, style=fmt.STATUS_STYLES.get(p.status, "")),
+                        fmt.score(p.composite),
+                        *(fmt.score(p.groups.get(g)) for g in GROUPS),
+                        note,
+                    ),
+                )
+            )
+        table = self.query_one("#photos-table", DataTable)
+        refill(table, rows)
+        key = cursor_key(table)
+        if key is None:
+            self._show_detail(None, None)
+        elif int(key) != self._detail_for:
+            self._load_detail(int(key))
+
+    def status_text(self, data: PhotoPage) -> str:
+        q = data.query
+        first = q.offset + 1 if data.total else 0
+        last = min(q.offset + len(data.rows), data.total)
+        where = f" matching “{q.text}”" if q.text else ""
+        return f"{fmt.number(first)}–{fmt.number(last)} of {fmt.number(data.total)} {q.status} photos{where} · sorted by {q.sort}"
+
+    # -- the detail pane ---------------------------------------------------------------------
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id == "photos-table" and event.row_key.value is not None:
+            image_id = int(event.row_key.value)
+            if image_id != self._detail_for:
+                self._load_detail(image_id)
+
+    def _load_detail(self, image_id: int) -> None:
+        self._detail_for = image_id
+        self._detail_worker(image_id)
+
+    @work(thread=True, exclusive=True, group="detail")
+    def _detail_worker(self, image_id: int) -> None:
+        worker = get_current_worker()
+        try:
+            detail = read_in_thread(self.db_path, lambda reader: photo_detail(reader, image_id))
+        except (StoreError, sqlite3.Error) as exc:
+            self._call_ui(self._show_error, exc)
+            return
+        preview = load_preview(detail.photo.path) if detail is not None else None
+        if not worker.is_cancelled:
+            self._call_ui(self._show_detail, detail, preview)
+
+    def _show_detail(self, detail: PhotoDetail | None, preview: PILImage.Image | str | None) -> None:
+        self.detail = detail
+        self.query_one("#photo-thumbnail", Thumbnail).show(preview)
+        self.query_one("#photo-detail", Static).update(_detail(detail) if detail else "")
+
+    # -- sorting, filtering, paging ----------------------------------------------------------
+
+    def _requery(self, **changes: Any) -> None:
+        self.photo_query = replace(self.photo_query, **changes)
+        self.refresh_data()
+
+    def action_sort(self) -> None:
+        i = SORT_ORDER.index(self.photo_query.sort) if self.photo_query.sort in SORT_ORDER else -1
+        self._requery(sort=SORT_ORDER[(i + 1) % len(SORT_ORDER)], offset=0)
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        sort = COLUMN_SORTS.get(str(event.column_key.value))
+        if sort:
+            self._requery(sort=sort, offset=0)
+
+    def action_status_filter(self) -> None:
+        i = PHOTO_STATUS_FILTERS.index(self.photo_query.status)
+        self._requery(status=PHOTO_STATUS_FILTERS[(i + 1) % len(PHOTO_STATUS_FILTERS)], offset=0)
+
+    def action_page(self, step: int) -> None:
+        total = self.data.total if self.data is not None else 0
+        offset = self.photo_query.offset + step * PAGE_SIZE
+        if 0 <= offset < max(total, 1):
+            self._requery(offset=offset)
+
+    def action_filter(self) -> None:
+        box = self.query_one("#photos-filter", Input)
+        box.add_class("-shown")
+        box.focus()
+
+    def action_leave_filter(self) -> None:
+        box = self.query_one("#photos-filter", Input)
+        if not box.value:
+            box.remove_class("-shown")
+        self.query_one("#photos-table", DataTable).focus()
+
+    @on(Input.Submitted, "#photos-filter")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        self._requery(text=event.value.strip(), offset=0)
+        if not event.value.strip():
+            event.input.remove_class("-shown")
+        self.query_one("#photos-table", DataTable).focus()
+
+    def selected_photo(self) -> str | None:
+        key = cursor_key(self.query_one("#photos-table", DataTable))
+        if key is None or self.data is None:
+            return None
+        return next((p.path for p in self.data.rows if str(p.id) == key), None)
