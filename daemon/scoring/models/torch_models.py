@@ -1,0 +1,189 @@
+"""Torch adapters: a regression scorer (the AVA ResNet-50, TorchScript files,
+any ``package.module:Class``), the pairwise comparator, and image embeddings.
+
+Checkpoints load through :mod:`.torch_load` only (weights_only or
+safetensors). Batches are stacked into one forward pass. Import this module
+only when a torch model is enabled (it imports torch).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from .common import LearnedScorer, ModelLoadError, SpecLike, configure_torch_threads, options_of, single_file
+from .torch_load import (CHECKPOINT_SUFFIXES, import_architecture, is_torchscript, load_into, load_state_dict,
+                         load_torchscript)
+
+if TYPE_CHECKING:
+    from ...imaging.decode import Decoded
+
+log = logging.getLogger(__name__)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+RESNET_ADAPTERS = ("resnet50", "ava-resnet50", "resnet50-regression")
+
+
+def build_module(spec: SpecLike, path: Path) -> tuple[nn.Module, Path]:
+    """The network for ``spec`` with its weights loaded, in eval mode, and the file it came from."""
+    opts = options_of(spec)
+    file = Path(path) / str(opts["file"]) if opts.get("file") else single_file(spec.name, Path(path), CHECKPOINT_SUFFIXES)
+    if spec.framework == "torchscript" or is_torchscript(file):
+        return load_torchscript(spec.name, file), file
+    state = load_state_dict(spec.name, file)
+    arch = opts.get("arch")
+    if arch:
+        cls = import_architecture(spec.name, str(arch))
+        try:
+            module = cls(**dict(opts.get("arch_kwargs") or {}))
+        except TypeError as exc:
+            raise ModelLoadError(spec.name, file, f"{arch} could not be built with arch_kwargs {dict(opts.get('arch_kwargs') or {})}: {exc}",
+                                 "Set options.arch_kwargs to the constructor arguments it was trained with.") from exc
+        return load_into(spec.name, file, module, state), file
+    if spec.adapter in RESNET_ADAPTERS:
+        from .resnet import infer_resnet50
+
+        try:
+            module = infer_resnet50(state)
+        except (KeyError, ValueError) as exc:
+            raise ModelLoadError(spec.name, file, f"is not a ResNet-50 state dict ({exc})",
+                                 "Use a checkpoint saved from torchvision's resnet50 layout, or name the architecture in options.arch.") from exc
+        return load_into(spec.name, file, module, state), file
+    raise ModelLoadError(spec.name, file, f"is a plain state dict, and adapter {spec.adapter!r} names no architecture",
+                         "Set options.arch to 'package.module:Class', use adapter resnet50, or export the model as TorchScript.")
+
+
+class Preprocess:
+    """Decoded image -> normalised float tensor (C, H, W) at the model's input size."""
+
+    def __init__(self, options: Any):
+        size = options.get("size", options.get("image_size", 224))
+        self.size = (int(size), int(size)) if isinstance(size, (int, float)) else (int(size[0]), int(size[1]))
+        self.mean = torch.tensor(options.get("mean", IMAGENET_MEAN), dtype=torch.float32).view(3, 1, 1)
+        self.std = torch.tensor(options.get("std", IMAGENET_STD), dtype=torch.float32).view(3, 1, 1)
+
+    def __call__(self, rgb: np.ndarray) -> torch.Tensor:
+        image = Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8), "RGB")
+        if image.size != self.size:
+            image = image.resize(self.size, Image.Resampling.BILINEAR)
+        tensor = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)
+        return (tensor - self.mean) / self.std
+
+    def batch(self, images: Sequence["Decoded"]) -> torch.Tensor:
+        return torch.stack([self(img.rgb) for img in images])
+
+
+def _first_tensor(out: Any) -> torch.Tensor:
+    if isinstance(out, torch.Tensor):
+        return out
+    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
+        return out[0]
+    if isinstance(out, dict) and out:
+        return next(v for v in out.values() if isinstance(v, torch.Tensor))
+    raise TypeError(f"model returned {type(out).__name__}, not a tensor")
+
+
+class TorchScorer(LearnedScorer):
+    """One quality/aesthetic value per image.
+
+    The output is one number per image (regression), or a distribution over
+    ``k`` ordered buckets (AVA's 10 ratings): then the raw score is the
+    expected rating 1..k under its softmax (options.output: distribution, or
+    auto by shape)."""
+
+    def __init__(self, spec: SpecLike, path: Path, *, threads: int = 0, version: str | None = None):
+        super().__init__(spec, version)
+        configure_torch_threads(threads)
+        self.module, self.file = build_module(spec, path)
+        self.preprocess = Preprocess(options_of(spec))
+        self.output = str(self.options.get("output", "auto"))
+
+    def _raw_batch(self, images: Sequence["Decoded"]) -> list[float]:
+        with torch.inference_mode():
+            out = _first_tensor(self.module(self.preprocess.batch(images))).float()
+        out = out.reshape(len(images), -1)
+        if out.shape[1] == 1 and self.output != "distribution":
+            return [float(v) for v in out[:, 0]]
+        if self.output in ("auto", "distribution") and out.shape[1] > 1:
+            buckets = torch.arange(1, out.shape[1] + 1, dtype=torch.float32)
+            return [float(v) for v in (torch.softmax(out, dim=1) * buckets).sum(dim=1)]
+        raise RuntimeError(f"model {self.name!r} returned {out.shape[1]} values per image; expected 1 "
+                           "(regression) or a rating distribution (options.output: distribution)")
+
+
+class TorchComparator:
+    """The pairwise comparator: which of two photos of the same scene is better.
+
+    The network takes two image batches; it returns one logit per pair
+    (sigmoid = probability the first is better) or two logits per pair
+    (softmax over [first, second]). ``compare`` returns (winner, confidence):
+    winner 0 = ``a``, 1 = ``b``; confidence 0.5..1."""
+
+    task = "comparator"
+
+    def __init__(self, spec: SpecLike, path: Path, *, threads: int = 0, version: str | None = None,
+                 decode_size: int = 1024):
+        configure_torch_threads(threads)
+        self.spec = spec
+        self.name = spec.name
+        self.version = version or str(options_of(spec).get("version", "1"))
+        self.module, self.file = build_module(spec, path)
+        self.preprocess = Preprocess(options_of(spec))
+        self.decode_size = decode_size
+        self._lock = threading.Lock()
+
+    def compare(self, a: Path, b: Path) -> tuple[int, float]:
+        from ...imaging.decode import decode_image
+
+        return self.compare_decoded(decode_image(a, size=self.decode_size), decode_image(b, size=self.decode_size))
+
+    def compare_decoded(self, a: "Decoded", b: "Decoded") -> tuple[int, float]:
+        with self._lock, torch.inference_mode():
+            out = _first_tensor(self.module(self.preprocess.batch([a]), self.preprocess.batch([b]))).float().reshape(-1)
+        if out.numel() == 1:
+            p_first = float(torch.sigmoid(out[0]))
+        elif out.numel() == 2:
+            p_first = float(torch.softmax(out, dim=0)[0])
+        else:
+            raise RuntimeError(f"comparator {self.name!r} returned {out.numel()} values for a pair; expected 1 or 2")
+        return (0, p_first) if p_first >= 0.5 else (1, 1.0 - p_first)
+
+    def close(self) -> None:
+        self.module = None  # type: ignore[assignment]
+
+
+class TorchEmbedder:
+    """Image embeddings for clustering: one L2-normalised float32 vector per image."""
+
+    task = "embedding"
+
+    def __init__(self, spec: SpecLike, path: Path, *, threads: int = 0, version: str | None = None):
+        configure_torch_threads(threads)
+        self.spec = spec
+        self.name = spec.name
+        self.version = version or str(options_of(spec).get("version", "1"))
+        self.module, self.file = build_module(spec, path)
+        self.preprocess = Preprocess(options_of(spec))
+        self.batch_size = int(options_of(spec).get("batch_size", 8))
+        self._lock = threading.Lock()
+
+    def embed_batch(self, images: Sequence["Decoded"]) -> list[np.ndarray]:
+        vectors: list[np.ndarray] = []
+        for start in range(0, len(images), max(1, self.batch_size)):
+            chunk = images[start : start + max(1, self.batch_size)]
+            with self._lock, torch.inference_mode():
+                out = _first_tensor(self.module(self.preprocess.batch(chunk))).float().reshape(len(chunk), -1)
+            out = torch.nn.functional.normalize(out, dim=1)
+            vectors.extend(np.ascontiguousarray(v.numpy(), dtype="<f4") for v in out)
+        return vectors
+
+    def close(self) -> None:
+        self.module = None  # type: ignore[assignment]
