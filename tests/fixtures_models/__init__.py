@@ -46,6 +46,16 @@ def decoded(rgb: np.ndarray) -> Any:
         return decode_image(path, size=max(rgb.shape[:2]))
 
 
+def decode_file(path: Path) -> Any:
+    """The decoded image of a file (the imaging package's decoder where it exists)."""
+    try:
+        from daemon.imaging.decode import decode_image
+    except ImportError:
+        with Image.open(path) as im:
+            return PlainDecoded(np.asarray(im.convert("RGB")))
+    return decode_image(path, size=1024)
+
+
 def flat_image(level: int, size: tuple[int, int] = (48, 64)) -> np.ndarray:
     """A uniform grey image of brightness ``level`` (0..255) with a little texture."""
     rng = np.random.default_rng(level)
