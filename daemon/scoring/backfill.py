@@ -93,9 +93,14 @@ Decoder = Callable[[Path], "Decoded"]
 
 
 def default_decoder(size: int) -> Decoder:
-    from ..imaging.decode import decode_image
+    """The pipeline's decoder at the configured size (imported on first use)."""
 
-    return lambda path: decode_image(path, size=size)
+    def decode(path: Path) -> "Decoded":
+        from ..imaging.decode import decode_image
+
+        return decode_image(path, size=size)
+
+    return decode
 
 
 class Backfiller:
