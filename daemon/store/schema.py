@@ -42,6 +42,7 @@ CREATE INDEX images_status ON images(status);
 CREATE INDEX images_hash ON images(content_hash);
 CREATE INDEX images_taken ON images(root, taken_at);
 CREATE INDEX images_composite ON images(composite);
+CREATE INDEX images_cluster ON images(moment, cluster);    -- a pick's siblings (dashboard, album)
 
 CREATE TABLE scores (
     image_id      INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
@@ -118,6 +119,7 @@ CREATE TABLE picks (                        -- the current album: one row per pi
     composite     REAL,
     reason        TEXT NOT NULL             -- JSON: group scores, coverage, decided_by, floors, manual
 );
+CREATE INDEX picks_order ON picks(moment, cluster, rank);  -- the album in display order
 
 CREATE TABLE pick_changes (                 -- what each run added to and removed from the album
     run_id        INTEGER NOT NULL REFERENCES selection_runs(id),
