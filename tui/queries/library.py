@@ -204,6 +204,11 @@ class AlbumView:
     offset: int = 0
 
 
+def _reason(text: str | None) -> dict[str, Any]:
+    value = parse_json(text, {})
+    return value if isinstance(value, dict) else {"reason": text}
+
+
 def album_view(reader: StoreReader, offset: int = 0, limit: int = PAGE_SIZE, changes_limit: int = 50) -> AlbumView:
     """A page of the album ordered by moment, cluster and rank, and what the last run changed."""
     run = last_selection_run(reader)
@@ -222,7 +227,7 @@ def album_view(reader: StoreReader, offset: int = 0, limit: int = PAGE_SIZE, cha
             cluster=r["cluster"],
             rank=r["rank"],
             composite=r["composite"],
-            reason=parse_json(r["reason"], {}) if isinstance(parse_json(r["reason"], {}), dict) else {"reason": r["reason"]},
+            reason=_reason(r["reason"]),
             manual=r["manual"],
         )
         for r in rows
@@ -230,13 +235,17 @@ def album_view(reader: StoreReader, offset: int = 0, limit: int = PAGE_SIZE, cha
     added: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
     if run is not None:
-        changes = reader.query(
-            "SELECT c.change, coalesce(i.path, '#' || c.image_id) AS path FROM pick_changes c"
-            " LEFT JOIN images i ON i.id = c.image_id WHERE c.run_id = ? ORDER BY c.change, path LIMIT ?",
-            (run.id, changes_limit * 2),
+        added, removed = (
+            tuple(
+                r["path"]
+                for r in reader.query(
+                    "SELECT coalesce(i.path, '#' || c.image_id) AS path FROM pick_changes c LEFT JOIN images i ON i.id = c.image_id"
+                    " WHERE c.run_id = ? AND c.change = ? ORDER BY c.image_id LIMIT ?",
+                    (run.id, change, changes_limit),
+                )
+            )
+            for change in ("added", "removed")
         )
-        added = tuple(c["path"] for c in changes if c["change"] == "added")[:changes_limit]
-        removed = tuple(c["path"] for c in changes if c["change"] == "removed")[:changes_limit]
     return AlbumView(
         run=run,
         total_picks=int(reader.scalar("SELECT count(*) FROM picks") or 0),
@@ -252,8 +261,8 @@ def cluster_siblings(reader: StoreReader, image_id: int, limit: int = 50) -> tup
     rows = reader.query(
         "SELECT i.id AS image_id, i.path, i.composite, i.status,"
         " (SELECT choice FROM manual_choices m WHERE m.image_id = i.id) AS manual"
-        " FROM images i JOIN images me ON me.id = ?"
-        " WHERE i.moment IS me.moment AND i.cluster IS me.cluster AND i.id != me.id AND i.status != 'deleted'"
+        " FROM images me JOIN images i ON i.moment = me.moment AND i.cluster = me.cluster"
+        " WHERE me.id = ? AND i.id != me.id AND i.status != 'deleted'"
         " AND NOT EXISTS (SELECT 1 FROM picks p WHERE p.image_id = i.id)"
         " ORDER BY i.composite DESC, i.id LIMIT ?",
         (image_id, limit),

@@ -51,7 +51,8 @@ class DashboardScreen(Screen[None], Generic[D]):
     def __init__(self) -> None:
         super().__init__()
         self.data: D | None = None
-        self.last_load_seconds: float | None = None
+        self.last_load_seconds: float | None = None  # the worker's query time
+        self.last_apply_seconds: float | None = None  # the UI thread's repaint work
         self.loads = 0
 
     # -- layout ----------------------------------------------------------------------------
@@ -117,6 +118,7 @@ class DashboardScreen(Screen[None], Generic[D]):
             pass
 
     def _apply(self, data: D, seconds: float) -> None:
+        started = time.perf_counter()
         self.data = data
         self.last_load_seconds = seconds
         self.loads += 1
@@ -124,6 +126,7 @@ class DashboardScreen(Screen[None], Generic[D]):
         status = self.query_one("#status", StatusLine)
         status.remove_class("-error")
         status.update(self.status_text(data))
+        self.last_apply_seconds = time.perf_counter() - started
 
     def _show_error(self, exc: BaseException) -> None:
         status = self.query_one("#status", StatusLine)
