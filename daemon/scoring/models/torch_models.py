@@ -29,12 +29,17 @@ log = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 RESNET_ADAPTERS = ("resnet50", "ava-resnet50", "resnet50-regression")
+CLIP_ADAPTERS = ("clip-vision", "clip")
 
 
 def build_module(spec: SpecLike, path: Path) -> tuple[nn.Module, Path]:
     """The network for ``spec`` with its weights loaded, in eval mode, and the file it came from."""
     opts = options_of(spec)
+    if spec.adapter in CLIP_ADAPTERS:
+        return _build_clip(spec, Path(path))
     file = Path(path) / str(opts["file"]) if opts.get("file") else single_file(spec.name, Path(path), CHECKPOINT_SUFFIXES)
     if spec.framework == "torchscript" or is_torchscript(file):
         return load_torchscript(spec.name, file), file
@@ -61,17 +66,42 @@ def build_module(spec: SpecLike, path: Path) -> tuple[nn.Module, Path]:
                          "Set options.arch to 'package.module:Class', use adapter resnet50, or export the model as TorchScript.")
 
 
+def _build_clip(spec: SpecLike, path: Path) -> tuple[nn.Module, Path]:
+    """A CLIP image encoder from a Hugging Face snapshot folder (config.json + model.safetensors)."""
+    from .clip import ClipImageEncoder, read_config, vision_state
+
+    folder = path if path.is_dir() else path.parent
+    file = path if path.is_file() else single_file(spec.name, folder, (".safetensors",))
+    try:
+        config = read_config(folder)
+        module: nn.Module = ClipImageEncoder(config)
+    except (ValueError, TypeError, OSError) as exc:
+        raise ModelLoadError(spec.name, folder / "config.json", f"is not a CLIP config keepers understands: {exc}",
+                             "Fetch the repository's config.json with the weights, or remove it to use ViT-B/32 defaults.") from exc
+    state = vision_state(load_state_dict(spec.name, file))
+    return load_into(spec.name, file, module, state), file
+
+
 class Preprocess:
     """Decoded image -> normalised float tensor (C, H, W) at the model's input size."""
 
-    def __init__(self, options: Any):
+    def __init__(self, options: Any, *, clip: bool = False):
         size = options.get("size", options.get("image_size", 224))
+        self.center_crop = bool(options.get("center_crop", clip))
+        if clip:
+            options = {"mean": CLIP_MEAN, "std": CLIP_STD, **options}
         self.size = (int(size), int(size)) if isinstance(size, (int, float)) else (int(size[0]), int(size[1]))
         self.mean = torch.tensor(options.get("mean", IMAGENET_MEAN), dtype=torch.float32).view(3, 1, 1)
         self.std = torch.tensor(options.get("std", IMAGENET_STD), dtype=torch.float32).view(3, 1, 1)
 
     def __call__(self, rgb: np.ndarray) -> torch.Tensor:
         image = Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8), "RGB")
+        if self.center_crop and image.size != self.size:  # short side to size, then the middle
+            scale = max(self.size[0] / image.width, self.size[1] / image.height)
+            image = image.resize((max(self.size[0], round(image.width * scale)), max(self.size[1], round(image.height * scale))),
+                                 Image.Resampling.BICUBIC)
+            left, top = (image.width - self.size[0]) // 2, (image.height - self.size[1]) // 2
+            image = image.crop((left, top, left + self.size[0], top + self.size[1]))
         if image.size != self.size:
             image = image.resize(self.size, Image.Resampling.BILINEAR)
         tensor = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)
@@ -171,7 +201,7 @@ class TorchEmbedder:
         self.name = spec.name
         self.version = version or str(options_of(spec).get("version", "1"))
         self.module, self.file = build_module(spec, path)
-        self.preprocess = Preprocess(options_of(spec))
+        self.preprocess = Preprocess(options_of(spec), clip=spec.adapter in CLIP_ADAPTERS)
         self.batch_size = int(options_of(spec).get("batch_size", 8))
         self._lock = threading.Lock()
 
