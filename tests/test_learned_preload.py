@@ -174,17 +174,21 @@ def test_retry_command_loads_a_model_that_came_back(tmp_path: Path, store: Store
         futures = manager.retry()  # every failed model, as the retry-model command with no name does
         assert sorted(f.result(30).state for f in futures) == ["ready", "ready"]
         manager.wait_idle()
+        ids += add_scored_photos(store, tmp_path / "later")  # scored by the pipeline after the embedder was ready
+        (embed_pass,) = manager.embed_new_photos()  # what the periodic job does
+        assert embed_pass.result(30).scored == len(LEVELS)
         store.flush()
     finally:
         manager.stop()
     assert [m.name for m in added] == ["tiny-ts"]  # the embedder is not a scorer
     conn = sqlite3.connect(config.database_path)
     try:
-        assert missing_images(conn, "tiny-ts") == []
+        assert [i for i, _ in missing_images(conn, "tiny-ts")] == ids[len(LEVELS):]  # scorers are the pipeline's job
         assert missing_images(conn, "tiny-embed", embedding=True) == []
         vectors = [read_embedding(r[0]) for r in conn.execute("SELECT vector FROM embeddings WHERE model = 'tiny-embed' ORDER BY image_id")]
         assert len(vectors) == len(ids) and all(v.shape == (8,) and abs(np.linalg.norm(v) - 1) < 1e-4 for v in vectors)
-        assert missing_models(conn, {"tiny-ts": "aesthetic", "tiny-embed": "embedding"}) == {i: [] for i in ids}
+        expected = {i: ([] if i in ids[:len(LEVELS)] else ["tiny-ts"]) for i in ids}
+        assert missing_models(conn, {"tiny-ts": "aesthetic", "tiny-embed": "embedding", "tiny-siamese": "comparator"}) == expected
     finally:
         conn.close()
 

@@ -33,6 +33,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RETRY_JOB_PREFIX = "retry-model:"
+EMBED_JOB_ID = "embed-new-photos"
+#: how often photos scored since the last pass get their embeddings (the
+#: pipeline runs scorers only; embedders catch up on this schedule)
+EMBED_CATCH_UP_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -92,7 +96,6 @@ class ModelManager:
         self._startup_done = threading.Event()
         self._startup: Future[list[ModelOutcome]] | None = None
         self.backfills: list[BackfillResult] = []
-        self._backfill_futures: list[Future[BackfillResult]] = []
 
     # -- start-up -------------------------------------------------------------------------
 
@@ -107,6 +110,9 @@ class ModelManager:
                 for name in self.hub.catalog:
                     self._outcomes[name] = ModelOutcome(name, "pending" if name in enabled else "disabled")
             self._startup = self._loader.submit(self._load_all, enabled)
+            if self.scheduler is not None:
+                self.scheduler.add_job(self.embed_new_photos, "interval", seconds=EMBED_CATCH_UP_SECONDS, id=EMBED_JOB_ID,
+                                       name="embed new photos", replace_existing=True, coalesce=True, max_instances=1)
         return self._startup
 
     def wait_startup(self, timeout: float | None = None) -> list[ModelOutcome]:
@@ -174,7 +180,7 @@ class ModelManager:
         if self._startup_done.is_set():
             log.info("model %s", outcome.describe())
         if kind_of(model) != "comparator":
-            self._backfill_futures.append(self._backfill.submit(self._run_backfill, model))
+            self._backfill.submit(self._run_backfill, model)
         return outcome
 
     def _failed(self, name: str, state: str, error: str, attempt: int, fetched: "FetchedModel | None") -> ModelOutcome:
@@ -197,6 +203,12 @@ class ModelManager:
             raise
         self.backfills.append(result)
         return result
+
+    def embed_new_photos(self) -> list["Future[BackfillResult]"]:
+        """Queue an embedding pass for every ready embedder (photos scored since the last pass)."""
+        if self.stop_event.is_set():
+            return []
+        return [self._backfill.submit(self._run_backfill, m) for m in self.embedders()]
 
     # -- retries --------------------------------------------------------------------------
 
@@ -284,6 +296,10 @@ class ModelManager:
         if self.scheduler is not None:
             for name in list(self._attempts):
                 self._cancel_retry(name)
+            try:
+                self.scheduler.remove_job(EMBED_JOB_ID)
+            except Exception:  # noqa: BLE001 - not scheduled
+                pass
         self._loader.shutdown(wait=True, cancel_futures=True)
         self._backfill.shutdown(wait=True, cancel_futures=True)
 
