@@ -230,3 +230,33 @@ def utc(monkeypatch: pytest.MonkeyPatch) -> Any:
     yield
     monkeypatch.undo()
     time.tzset()
+
+
+def record_models_through_the_hub(db_path: Path, https_fake: Any, kaggle_fake: Any) -> str:
+    """Let the real ModelHub try to fetch musiq-koniq from a mirror that 404s and a Kaggle
+    that does not have it (both fakes on 127.0.0.1), so the store holds the hub's own
+    'failed' row and event history. Returns the last_error the hub recorded."""
+    from daemon.errors import ModelUnavailable
+    from daemon.hub.hub import ModelHub
+    from fakehubs.fixtures import fast_config
+
+    url = https_fake.url + "/mirror/musiq-koniq.tar.gz"  # nothing served there: 404
+    config = fast_config(
+        sources={"musiq-koniq": [{"kind": "https", "url": url, "sha256": "0" * 64, "extract": True}]},
+        enabled=("musiq-koniq",),
+        attempts=2,
+        database=db_path,
+    )
+    with StoreWriter(db_path) as writer:
+        hub = ModelHub(config, writer)
+        hub.register()
+        try:
+            hub.fetch("musiq-koniq")
+        except ModelUnavailable:
+            pass
+        else:  # pragma: no cover - the fakes serve nothing for it
+            raise AssertionError("musiq-koniq should not be fetchable from empty fakes")
+        hub.recorder.flush()
+        row = writer.db.conn.execute("SELECT state, last_error FROM models WHERE name = 'musiq-koniq'").fetchone()
+    assert row[0] == "failed", row
+    return str(row[1])

@@ -274,3 +274,22 @@ async def test_a_database_error_is_shown_not_raised(sample_db: Path) -> None:
         status = app.screen.query_one("#status", Static)
         assert status.has_class("-error") and "no such table" in str(status.render())
 
+
+
+async def test_models_screen_shows_the_error_the_real_hub_recorded(db_path: Path, https_fake, kaggle_fake) -> None:
+    from fixtures_tui import record_models_through_the_hub
+
+    error = record_models_through_the_hub(db_path, https_fake, kaggle_fake)
+    with StoreReader(db_path) as reader:
+        events = reader.query("SELECT kind FROM model_events WHERE model = 'musiq-koniq' ORDER BY at DESC, id DESC")
+    app = make_app(db_path)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("2")
+        await settle(pilot)
+        table = app.screen.query_one("#models-table", DataTable)
+        assert table_column(table, 0) == ["musiq-koniq"]
+        assert str(table.get_row_at(0)[1]) == "failed"
+        text = screen_text(app)
+        shown_events = table_column(app.screen.query_one("#model-events", DataTable), 1)
+    assert error and all(part.strip() in text for part in error.split(";"))
+    assert shown_events == [e["kind"] for e in events][: len(shown_events)] and "failure" in shown_events
