@@ -90,7 +90,9 @@ def load_catalog(config: Config) -> dict[str, ModelSpec]:
             raise ConfigError(user_file, f"models.sources.{name}", "expected a list of sources, e.g. [{kind: local, path: ~/models/x}]")
         prepended = tuple(_source(s, user_file, f"models.sources.{name}[{i}]") for i, s in enumerate(extra))
         spec = catalog[name]
-        catalog[name] = ModelSpec(spec.name, spec.task, spec.framework, spec.adapter, spec.output_range, spec.input, prepended + spec.sources)
+        labels = {s.label for s in prepended}
+        merged = prepended + tuple(s for s in spec.sources if s.label not in labels)  # a source listed twice is tried once
+        catalog[name] = ModelSpec(spec.name, spec.task, spec.framework, spec.adapter, spec.output_range, spec.input, merged)
     return catalog
 
 

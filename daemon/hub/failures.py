@@ -74,20 +74,30 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:300]
 
 
+def _chain(exc: BaseException) -> list[BaseException]:
+    out: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and all(cur is not seen for seen in out):
+        out.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    return out
+
+
 def classify(exc: BaseException) -> SourceFailure:
     """Map any client exception (urllib, requests, httpx, kagglehub, huggingface_hub, OS) to a SourceFailure."""
     if isinstance(exc, SourceFailure):
         return exc
-    # An HTTP status, from whichever client raised it.
-    response = getattr(exc, "response", None)
-    status = getattr(response, "status_code", None) if response is not None else None
-    if status is None:
-        status = getattr(exc, "code", None) if hasattr(exc, "headers") else None  # urllib.error.HTTPError
-        headers = getattr(exc, "headers", None)
-    else:
-        headers = getattr(response, "headers", None)
-    if isinstance(status, int) and status >= 400:
-        return _status_failure(status, headers, _first_line(exc))
+    # An HTTP status, from whichever client raised it (clients wrap it: walk the causes).
+    for cur in _chain(exc):
+        response = getattr(cur, "response", None)
+        status = getattr(response, "status_code", None) if response is not None else None
+        if status is None:
+            status = getattr(cur, "code", None) if hasattr(cur, "headers") else None  # urllib.error.HTTPError
+            headers = getattr(cur, "headers", None)
+        else:
+            headers = getattr(response, "headers", None)
+        if isinstance(status, int) and status >= 400:
+            return _status_failure(status, headers, _first_line(exc))
     # Walk the cause chain: clients wrap socket errors in their own types.
     seen: set[int] = set()
     cur: BaseException | None = exc
