@@ -144,6 +144,9 @@ class ModelManager:
     # -- loading one model ----------------------------------------------------------------
 
     def _load(self, name: str) -> ModelOutcome:
+        with self._lock:
+            if name in self._loaded:  # a retry queued twice: the first one already made it
+                return self._outcomes[name]
         attempt = self._attempts.get(name, 0) + 1
         self._attempts[name] = attempt
         spec = self.hub.spec(name)
