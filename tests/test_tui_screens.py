@@ -293,3 +293,19 @@ async def test_models_screen_shows_the_error_the_real_hub_recorded(db_path: Path
         shown_events = table_column(app.screen.query_one("#model-events", DataTable), 1)
     assert error and all(part.strip() in text for part in error.split(";"))
     assert shown_events == [e["kind"] for e in events][: len(shown_events)] and "failure" in shown_events
+
+
+async def test_the_refresh_interval_picks_up_new_rows(sample_db: Path) -> None:
+    app = KeepersApp(sample_db, clock=lambda: FIXED_NOW, refresh_seconds=0.1)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        assert "20 scored" in screen_text(app)
+        conn = sqlite3.connect(sample_db)
+        with conn:
+            conn.execute("UPDATE images SET status = 'scored' WHERE status = 'pending'")
+        conn.close()
+        for _ in range(100):  # bounded: at most ~5 s
+            await pilot.pause(0.05)
+            if "22 scored" in screen_text(app):
+                break
+        assert "22 scored" in screen_text(app) and "0 pending" in screen_text(app)
