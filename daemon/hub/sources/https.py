@@ -61,7 +61,7 @@ def fetch(spec: SourceSpec, ctx: FetchContext) -> Path:
             log.info("resuming %s at byte %d", spec.ref, offset)
         with open(part, "ab" if offset else "wb") as out, tqdm(
             total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
-            desc=f"{ctx.model} (https)", disable=not ctx.progress, leave=False,
+            desc=f"{ctx.model} (https)", disable=not ctx.progress,
         ) as bar:
             for chunk in response.iter_content(CHUNK):
                 out.write(chunk)
