@@ -73,3 +73,54 @@ def test_local_file_with_wrong_pinned_hash_is_refused_but_kept(tmp_path: Path) -
         ModelHub(config).fetch("ava-resnet50")
     assert info.value.attempts[0].error_class == "HashMismatch"
     assert ckpt.exists()
+
+
+def test_fake_hubs_run_as_a_separate_process_with_faults_switched_over_http(tmp_path: Path) -> None:
+    import json
+    import signal
+    import subprocess
+    import sys
+    import urllib.error
+    import urllib.request
+
+    blob = random_blob(1000)
+    (tmp_path / "ava.pt").write_bytes(blob)
+    repo = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen([sys.executable, "-m", "tests.fakehubs", "--https", f"/ava.pt={tmp_path / 'ava.pt'}"],
+                            cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        urls = json.loads(proc.stdout.readline())
+        assert urls["pid"] == proc.pid
+        assert urllib.request.urlopen(urls["https"] + "/ava.pt", timeout=5).read() == blob
+        fault = json.dumps({"kind": "status", "status": 503}).encode()
+        urllib.request.urlopen(urllib.request.Request(urls["https"] + "/__fake/fault", data=fault, method="POST"), timeout=5)
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(urls["https"] + "/ava.pt", timeout=5)
+        assert info.value.code == 503
+        stats = json.loads(urllib.request.urlopen(urls["https"] + "/__fake/stats", timeout=5).read())
+        assert stats["requests"] == 2
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+
+
+@pytest.mark.slow
+@pytest.mark.tf
+def test_tfhub_source_downloads_the_tarball_and_reloads_it_with_the_server_gone(musiq_savedmodel: Path) -> None:
+    import os
+
+    from fakehubs import TFHubFake
+
+    with TFHubFake() as tfhub:
+        url = tfhub.add_model("/google/musiq/spaq/1", musiq_savedmodel)
+        config = fast_config(sources={"musiq-spaq": [{"kind": "tfhub", "url": url}]})
+        fetched = ModelHub(config).fetch("musiq-spaq")
+        assert tfhub.requests[0].query == "tf-hub-format=compressed"  # asked the tfhub way
+    assert fetched.source_kind == "tfhub" and not fetched.from_cache
+    assert fetched.path.parent == Path(os.environ["TFHUB_CACHE_DIR"])  # tensorflow_hub's own cache
+    assert (fetched.path / "saved_model.pb").read_bytes() == (musiq_savedmodel / "saved_model.pb").read_bytes()
+    again = ModelHub(config).fetch("musiq-spaq")  # the server is gone
+    assert again.from_cache and again.path == fetched.path
+    import tensorflow_hub
+
+    assert Path(tensorflow_hub.resolve(url)) == fetched.path  # the client finds its cached copy too
