@@ -277,6 +277,11 @@ class ModelManager:
         with self._lock:
             return self._loaded.get(name)
 
+    def scorers(self) -> list[Any]:
+        """The ready learned scorers (for a batch run that waits for them with :meth:`wait_startup`)."""
+        with self._lock:
+            return [m for m in self._loaded.values() if kind_of(m) == "scorer"]
+
     def comparator(self) -> Any | None:
         """The ready pairwise comparator (``compare(a, b) -> (winner, confidence)``), or None."""
         with self._lock:
