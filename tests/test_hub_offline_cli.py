@@ -49,7 +49,7 @@ def test_offline_mode_serves_cached_models_with_zero_network_calls(all_fakes, db
     assert got.path == prefetched.path and got.from_cache and got.path.read_bytes() == blob
     assert {name: fake.count for name, fake in all_fakes.items()} == {"tfhub": 0, "kaggle": 0, "hf": 0, "https": 0}
     err = info.value
-    assert {a.outcome for a in err.attempts} == {"offline"} and len(err.attempts) == 4  # 3 user sources + catalog's kaggle
+    assert {a.outcome for a in err.attempts} == {"offline"} and len(err.attempts) == 3
     assert "leave offline mode" in str(err) and "KEEPERS_OFFLINE" in str(err)
     with StoreReader(db_path) as reader:
         states = {r["name"]: r["state"] for r in reader.models()}
@@ -87,6 +87,7 @@ def _cli(argv: list[str]) -> int:
 def _write_config(isolated_env: Path, db_path: Path, sources: dict, enabled: list[str]) -> Path:
     file = isolated_env / "config" / "keepers.yaml"
     file.parent.mkdir(parents=True, exist_ok=True)
+    # the shipped catalog: its extra sources here are local files (absent) and Kaggle (the fake)
     models = {"enabled": enabled, "sources": sources, "retry": {"attempts": 2, "initial_seconds": 0.05, "timeout_seconds": 5}}
     file.write_text(yaml.safe_dump({"database": str(db_path), "models": models}))
     return file

@@ -19,6 +19,9 @@ from typing import Any, Iterator
 
 import pytest
 
+import yaml
+
+from daemon import paths
 from daemon.config import Config, RetryPolicy, SourceHealth, load_config
 
 from .builders import build_musiq_savedmodel
@@ -36,11 +39,18 @@ def fast_config(
     timeout_seconds: float = 5.0,
     health: SourceHealth | None = None,
     database: Path | None = None,
+    hermetic: bool = True,
 ) -> Config:
-    """The default config with short retry waits and the given model sources."""
+    """The default config with short retry waits and the given model sources.
+
+    ``hermetic`` (the default) uses the shipped catalog with its own sources
+    removed, so a test only ever reaches the sources it names (never the real
+    tfhub.dev or Kaggle, should a test machine have a network).
+    """
     base = load_config(check_folders=False)
     models = dataclasses.replace(
         base.models,
+        catalog=hermetic_catalog() if hermetic else None,
         sources=dict(sources or {}),
         enabled=tuple(enabled),
         offline=offline,
@@ -48,6 +58,17 @@ def fast_config(
         health=health or SourceHealth(failures=100, window_seconds=600, cooldown_seconds=300),
     )
     return dataclasses.replace(base, models=models, database=database)
+
+
+def hermetic_catalog() -> Path:
+    """A copy of the shipped catalog whose models have no sources of their own (written to the state folder)."""
+    data = yaml.safe_load(paths.DEFAULT_CATALOG_FILE.read_text(encoding="utf-8"))
+    for entry in data["models"].values():
+        entry["sources"] = []
+    file = paths.state_dir() / "hermetic-models.yaml"
+    file.parent.mkdir(parents=True, exist_ok=True)
+    file.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return file
 
 
 @pytest.fixture
