@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
 
 DASH = "—"
 
@@ -84,3 +88,29 @@ def first_line(text: str | None, width: int = 60) -> str:
         return ""
     line = text.strip().splitlines()[0] if text.strip() else ""
     return line if len(line) <= width else line[: width - 1] + "…"
+
+
+#: below this many columns, detail panes stack each label over its value's line
+NARROW_COLUMNS = 110
+
+
+def fields(rows: "list[tuple[str, object]]", *, narrow: bool = False) -> "RenderableType":
+    """Label/value rows: a two-column grid, or (narrow) one wrapped line per row
+    starting with its bold label, which wastes no width on a label column."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    if narrow:
+        lines = []
+        for label, value in rows:
+            line = Text(f"{label} ", style="bold")
+            line.append_text(value if isinstance(value, Text) else Text(str(value)))
+            lines.append(line)
+        return Group(*lines)
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    for label, value in rows:
+        grid.add_row(label, value if isinstance(value, Text) else str(value))
+    return grid

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from rich.table import Table
+from rich.console import RenderableType
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -37,18 +37,16 @@ def _value(value: Any) -> str:
     return fmt.DASH if value is None else str(value)
 
 
-def reason_table(pick: PickRow) -> Table:
-    """The pick's reason JSON as a two-column grid, known keys first."""
-    grid = Table.grid(padding=(0, 1))
-    grid.add_column(style="bold", no_wrap=True)
-    grid.add_column(overflow="fold")
-    grid.add_row("Pick", Text(pick.path))
-    grid.add_row("Composite", fmt.score(pick.composite))
-    grid.add_row("Place", f"moment {pick.moment} · cluster {pick.cluster} · rank {pick.rank}")
+def reason_fields(pick: PickRow, *, narrow: bool = False) -> RenderableType:
+    """The pick and its reason JSON as label/value rows, known keys first."""
+    rows: list[tuple[str, object]] = [
+        ("Pick", Text(pick.path)),
+        ("Composite", fmt.score(pick.composite)),
+        ("Place", f"moment {pick.moment} · cluster {pick.cluster} · rank {pick.rank}"),
+    ]
     keys = [k for k in REASON_ORDER if k in pick.reason] + [k for k in pick.reason if k not in REASON_ORDER]
-    for key in keys:
-        grid.add_row(key.replace("_", " ").capitalize(), _value(pick.reason[key]))
-    return grid
+    rows += [(key.replace("_", " ").capitalize(), _value(pick.reason[key])) for key in keys]
+    return fmt.fields(rows, narrow=narrow)
 
 
 class AlbumScreen(DashboardScreen[AlbumView]):
@@ -170,7 +168,8 @@ class AlbumScreen(DashboardScreen[AlbumView]):
     def _show_pick(self, image_id: int | None, siblings: tuple[Sibling, ...]) -> None:
         pick = self._pick(image_id)
         self.cluster_others = siblings
-        self.query_one("#album-reason", Static).update(reason_table(pick) if pick else "The album is empty.")
+        narrow = self.size.width < fmt.NARROW_COLUMNS
+        self.query_one("#album-reason", Static).update(reason_fields(pick, narrow=narrow) if pick else "The album is empty.")
         refill(
             self.query_one("#album-siblings", DataTable),
             [

@@ -32,32 +32,37 @@ SORT_ORDER = tuple(PHOTO_SORTS)
 COLUMN_SORTS = {"photo": "path", "status": "status", "composite": "composite"}
 
 
-def _detail(d: PhotoDetail) -> Group:
+def _detail(d: PhotoDetail, *, narrow: bool = False) -> Group:
     p = d.photo
-    grid = Table.grid(padding=(0, 1))
-    grid.add_column(style="bold", no_wrap=True)
-    grid.add_column(overflow="fold")
-    grid.add_row("Photo", Text(p.path))
-    grid.add_row("Status", Text(p.status, style=fmt.STATUS_STYLES.get(p.status, "")))
+    rows: list[tuple[str, object]] = [
+        ("Photo", Text(p.path)),
+        ("Status", Text(p.status, style=fmt.STATUS_STYLES.get(p.status, ""))),
+    ]
     if p.error:
-        grid.add_row("Error", Text(p.error, style="red"))
-    grid.add_row("Composite", f"{fmt.score(p.composite)}  from {', '.join(p.coverage) or 'no group'}")
-    grid.add_row("Groups", "  ".join(f"{g} {fmt.score(p.groups.get(g))}" for g in GROUPS))
-    grid.add_row("Size", f"{d.width or '?'}×{d.height or '?'} · {fmt.size(d.size)}")
-    grid.add_row("Taken", f"{fmt.timestamp(p.taken_at)} ({d.taken_source or '?'})")
+        rows.append(("Error", Text(p.error, style="red")))
+    rows.append(("Composite", f"{fmt.score(p.composite)} from {', '.join(p.coverage) or 'no group'}"))
+    rows.append(("Groups", "  ".join(f"{g} {fmt.score(p.groups.get(g))}" for g in GROUPS)))
+    rows.append(("Size", f"{d.width or '?'}×{d.height or '?'} · {fmt.size(d.size)}"))
+    rows.append(("Taken", f"{fmt.timestamp(p.taken_at)} ({d.taken_source or '?'})"))
     if d.camera:
-        grid.add_row("Camera", d.camera)
-    grid.add_row("Moment", f"{d.moment if d.moment is not None else fmt.DASH} · cluster {d.cluster if d.cluster is not None else fmt.DASH}")
+        rows.append(("Camera", d.camera))
+    rows.append(("Moment", f"{d.moment if d.moment is not None else fmt.DASH} · cluster {d.cluster if d.cluster is not None else fmt.DASH}"))
     album = "picked" if d.picked else "not picked"
     if p.manual:
-        album += f" · {p.manual}ned by hand" if p.manual == "pin" else f" · {p.manual}ed by hand"
-    grid.add_row("Album", album)
-    scores = Table("Score", "Group", "Raw", "0..1", box=None, padding=(0, 1), header_style="bold")
-    for s in d.scores:
-        scores.add_row(s.model, s.task, f"{s.raw:.4g}" if s.raw is not None else fmt.DASH, fmt.score(s.normalised))
-    if not d.scores:
-        scores.add_row("(none yet)", "", "", "")
-    return Group(grid, Text(""), scores)
+        album += " · pinned by hand" if p.manual == "pin" else " · rejected by hand"
+    rows.append(("Album", album))
+    if narrow:  # one line per score: name, 0..1 value, raw value
+        scores: Table | Text = Text("\n").join(
+            Text.assemble((s.model, "bold"), f" {fmt.score(s.normalised)}", (f" raw {s.raw:.4g}" if s.raw is not None else "", "dim"))
+            for s in d.scores
+        ) or Text("no scores yet")
+    else:
+        scores = Table("Score", "Group", "Raw", "0..1", box=None, padding=(0, 1), header_style="bold")
+        for s in d.scores:
+            scores.add_row(s.model, s.task, f"{s.raw:.4g}" if s.raw is not None else fmt.DASH, fmt.score(s.normalised))
+        if not d.scores:
+            scores.add_row("(none yet)", "", "", "")
+    return Group(fmt.fields(rows, narrow=narrow), Text(""), scores)
 
 
 class PhotosScreen(DashboardScreen[PhotoPage]):
@@ -163,7 +168,8 @@ class PhotosScreen(DashboardScreen[PhotoPage]):
     def _show_detail(self, detail: PhotoDetail | None, preview: PILImage.Image | str | None) -> None:
         self.detail = detail
         self.query_one("#photo-thumbnail", Thumbnail).show(preview)
-        self.query_one("#photo-detail", Static).update(_detail(detail) if detail else "")
+        narrow = self.size.width < fmt.NARROW_COLUMNS
+        self.query_one("#photo-detail", Static).update(_detail(detail, narrow=narrow) if detail else "")
 
     # -- sorting, filtering, paging ----------------------------------------------------------
 
