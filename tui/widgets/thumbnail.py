@@ -26,8 +26,25 @@ log = logging.getLogger(__name__)
 PREVIEW_PIXELS = 320
 
 
+HEIF_SUFFIXES = (".heic", ".heif", ".hif")
+
+
+def _register_heif() -> bool:
+    """Teach PIL to open HEIC/HEIF (pillow-heif), once; False when it is not installed."""
+    try:
+        import pillow_heif
+    except ImportError:
+        return False
+    if not getattr(_register_heif, "done", False):
+        pillow_heif.register_heif_opener()
+        setattr(_register_heif, "done", True)
+    return True
+
+
 def load_preview(path: str | Path) -> PILImage.Image | str:
     """Decode a small RGB preview of ``path`` (JPEG DCT-scaled); on failure, a one-line reason."""
+    if str(path).lower().endswith(HEIF_SUFFIXES) and not _register_heif():
+        return "no preview: HEIC needs pillow-heif"
     try:
         with PILImage.open(path) as img:
             img.draft("RGB", (PREVIEW_PIXELS, PREVIEW_PIXELS))
