@@ -124,7 +124,8 @@ async def test_photos_filter_status_and_sort_requery_the_database(sample_db: Pat
         await settle(pilot)
         table = app.screen.query_one("#photos-table", DataTable)
         assert table_column(table, 0) == ["IMG_1005.jpg"]
-        assert table_column(table, 6)[0].startswith("cannot identify image file")
+        assert table_column(table, 7)[0].startswith("cannot identify image file")
+        assert table_column(table, 6)[0] == "···"  # no group contributed
         await pilot.press("slash", *["backspace"] * 4, "enter", "f", "f")  # clear the filter; status: scored -> pending
         await settle(pilot)
         assert table_column(table, 0) == ["IMG_1011.jpg", "IMG_1017.jpg"]

@@ -96,6 +96,7 @@ class PhotosScreen(DashboardScreen[PhotoPage]):
                 table.add_column("Comp", key="composite")
                 for group in GROUPS:
                     table.add_column(group[:4].title(), key=group)
+                table.add_column("Cov", key="coverage")
                 table.add_column("Note", key="note")
                 yield table
             with VerticalScroll(id="photo-detail-pane"):
@@ -122,6 +123,7 @@ class PhotosScreen(DashboardScreen[PhotoPage]):
                         Text(p.status, style=fmt.STATUS_STYLES.get(p.status, "")),
                         fmt.score(p.composite),
                         *(fmt.score(p.groups.get(g)) for g in GROUPS),
+                        "".join(g[0].upper() if g in p.coverage else "·" for g in GROUPS),
                         note,
                     ),
                 )
