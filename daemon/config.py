@@ -90,6 +90,8 @@ class AlbumConfig:
     top_fraction: float | None = None
     reselect_minutes: float = 10.0
     reselect_after_new: int = 50
+    bracket_seconds: float = 2.0  # frames this close with differing exposure bias form a bracket
+    panorama_seconds: float = 10.0  # overlapping, shifted frames this close form a panorama
 
 
 @dataclass(frozen=True)

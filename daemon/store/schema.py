@@ -98,6 +98,8 @@ CREATE INDEX model_events_model ON model_events(model, at);
 CREATE TABLE selection_runs (
     id            INTEGER PRIMARY KEY,
     trigger       TEXT NOT NULL,            -- schedule, new-photos, command, cli
+    mode          TEXT,                     -- full or incremental
+    settings      TEXT,                     -- fingerprint of the settings it ran with (a change forces a full run)
     started       REAL NOT NULL,
     finished      REAL,
     photos        INTEGER,
@@ -128,6 +130,18 @@ CREATE TABLE pick_changes (                 -- what each run added to and remove
     PRIMARY KEY (run_id, image_id)
 ) WITHOUT ROWID;
 
+CREATE TABLE album_candidates (             -- per cluster, the photos it would put in the album;
+    image_id      INTEGER PRIMARY KEY,      -- the size policy chooses picks among these
+    moment        INTEGER NOT NULL,
+    cluster       INTEGER NOT NULL,
+    rank          INTEGER NOT NULL,
+    composite     REAL,
+    unit_score    REAL,                     -- the cluster's score when the album is cut to a size
+    forced        INTEGER NOT NULL DEFAULT 0,   -- pinned: always in the album
+    reason        TEXT NOT NULL
+);
+CREATE INDEX album_candidates_moment ON album_candidates(moment);
+
 CREATE TABLE manual_choices (               -- a person's choice always wins
     image_id      INTEGER PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
     choice        TEXT NOT NULL CHECK (choice IN ('pin','reject')),
@@ -138,9 +152,11 @@ CREATE TABLE manual_choices (               -- a person's choice always wins
 CREATE TABLE xmp_written (                  -- what keepers last wrote to each sidecar
     sidecar       TEXT PRIMARY KEY,
     image_id      INTEGER NOT NULL,
-    rating        INTEGER,
-    label         TEXT,
-    written_at    REAL NOT NULL
+    rating        INTEGER,                  -- the rating keepers wrote
+    label         TEXT,                     -- the label keepers wrote
+    written_at    REAL NOT NULL,
+    mtime_ns      INTEGER,                  -- the sidecar's mtime when keepers last wrote or read it
+    hand_rating   INTEGER                   -- a rating a person set by hand (wins; NULL = none)
 );
 
 CREATE TABLE commands (                     -- dashboard/CLI -> daemon

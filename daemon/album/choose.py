@@ -1,0 +1,184 @@
+"""Choosing the pick of one cluster: composite, comparator tie-break, floors, manual choices.
+
+``choose_cluster`` is pure apart from the comparator it is handed; it returns
+the photos the cluster puts in the album and, for each, the reason as a
+JSON-ready dict (``decided_by`` is ``composite``, ``comparator``, ``pin`` or
+``set``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping, Protocol, Sequence, runtime_checkable
+
+from ..config import Floors
+
+log = logging.getLogger(__name__)
+
+ClusterKind = Literal["cluster", "bracket", "panorama"]
+
+
+@runtime_checkable
+class Comparator(Protocol):
+    """A pairwise model: ``compare(a, b)`` returns (0 when ``a`` is the better
+    photo, 1 when ``b`` is; confidence 0..1)."""
+
+    name: str
+
+    def compare(self, a: Path, b: Path) -> tuple[int, float]: ...
+
+
+@dataclass(frozen=True)
+class Member:
+    """One photo of a cluster as the chooser sees it."""
+
+    id: int
+    path: str
+    taken_at: float = 0.0
+    composite: float | None = None
+    groups: Mapping[str, float] = field(default_factory=dict)
+    coverage: tuple[str, ...] = ()
+    floor_scores: Mapping[str, float] = field(default_factory=dict)  # eyes_open, sharpness (normalised)
+    manual: str | None = None  # 'pin', 'reject' or None
+    companions: tuple[str, ...] = ()  # RAW/JPEG files of the same photo
+
+
+@dataclass(frozen=True)
+class Choice:
+    image_id: int
+    rank: int
+    composite: float | None
+    reason: dict[str, Any]
+    forced: bool = False
+
+
+@dataclass(frozen=True)
+class ClusterPick:
+    """What one cluster contributes to the album (possibly nothing)."""
+
+    cluster: int
+    kind: ClusterKind
+    choices: tuple[Choice, ...]
+    unit_score: float | None
+
+
+def floor_vetoes(member: Member, floors: Floors) -> dict[str, dict[str, float]]:
+    """The floors this photo falls below: {name: {floor, value}}; a missing score is never vetoed."""
+    out: dict[str, dict[str, float]] = {}
+    for name in ("eyes_open", "sharpness"):
+        floor = getattr(floors, name)
+        value = member.floor_scores.get(name)
+        if floor is not None and value is not None and not math.isnan(value) and value < floor:
+            out[name] = {"floor": floor, "value": round(float(value), 4)}
+    return out
+
+
+def _base_reason(member: Member, size: int, kind: ClusterKind) -> dict[str, Any]:
+    reason: dict[str, Any] = {
+        "composite": None if member.composite is None else round(member.composite, 4),
+        "groups": {k: round(float(v), 4) for k, v in member.groups.items()},
+        "coverage": list(member.coverage),
+        "cluster_size": size,
+        "kind": kind,
+    }
+    if member.manual:
+        reason["manual"] = member.manual
+    if member.companions:
+        reason["companions"] = list(member.companions)
+    return reason
+
+
+def rank_key(member: Member) -> tuple[float, int]:
+    """Best first: highest composite, then lowest id (a photo without a composite comes last)."""
+    return (-(member.composite if member.composite is not None else -1.0), member.id)
+
+
+def choose_cluster(
+    cluster: int,
+    members: Sequence[Member],
+    *,
+    kind: ClusterKind = "cluster",
+    floors: Floors = Floors(),
+    tiebreak_margin: float = 0.05,
+    comparator: Comparator | None = None,
+) -> ClusterPick:
+    """The photos this cluster puts in the album, with their reasons.
+
+    - A rejected photo is never chosen. A pinned one always is (and then only
+      the pinned ones are chosen from an ordinary cluster).
+    - A bracket or panorama is chosen whole (rejected frames left out).
+    - Otherwise the highest composite among the photos no floor vetoes; when
+      the runner-up is within ``tiebreak_margin`` and a comparator is given,
+      the comparator decides between them.
+    """
+    size = len(members)
+    live = [m for m in members if m.manual != "reject"]
+    pinned = sorted((m for m in live if m.manual == "pin"), key=rank_key)
+    if kind != "cluster":
+        frames = sorted(live, key=lambda m: (m.taken_at, m.id))
+        scores = [m.composite for m in frames if m.composite is not None]
+        unit = max(scores) if scores else None
+        choices = []
+        for rank, m in enumerate(frames, 1):
+            reason = _base_reason(m, size, kind)
+            reason["decided_by"] = "set"
+            reason["set"] = {"kind": kind, "frames": len(frames)}
+            choices.append(Choice(m.id, rank, m.composite, reason, forced=bool(pinned)))
+        return ClusterPick(cluster, kind, tuple(choices), unit)
+    if pinned:
+        choices = []
+        for rank, m in enumerate(pinned, 1):
+            reason = _base_reason(m, size, kind)
+            reason["decided_by"] = "pin"
+            choices.append(Choice(m.id, rank, m.composite, reason, forced=True))
+        return ClusterPick(cluster, kind, tuple(choices), pinned[0].composite)
+    vetoed: dict[int, dict[str, dict[str, float]]] = {}
+    eligible: list[Member] = []
+    for m in live:
+        v = floor_vetoes(m, floors)
+        if v:
+            vetoed[m.id] = v
+        elif m.composite is not None:
+            eligible.append(m)
+    if not eligible:
+        return ClusterPick(cluster, kind, (), None)
+    eligible.sort(key=rank_key)
+    best = eligible[0]
+    decided_by = "composite"
+    tiebreak: dict[str, Any] | None = None
+    contenders = [m for m in eligible[1:] if best.composite - m.composite <= tiebreak_margin]  # type: ignore[operator]
+    if contenders:
+        tiebreak = {"margin": tiebreak_margin, "contenders": [m.id for m in contenders]}
+        if comparator is None:
+            tiebreak["comparator"] = None
+            tiebreak["note"] = "near tie; no comparator ready, kept the higher composite"
+        else:
+            champion = best
+            bouts = []
+            try:
+                for other in contenders:
+                    winner, confidence = comparator.compare(Path(champion.path), Path(other.path))
+                    bouts.append({"a": champion.id, "b": other.id, "winner": (champion if winner == 0 else other).id, "confidence": round(float(confidence), 4)})
+                    if winner == 1:
+                        champion = other
+                best = champion
+                decided_by = "comparator"
+                tiebreak["comparator"] = comparator.name
+                tiebreak["bouts"] = bouts
+            except Exception as exc:  # a failing model must not stop the album; say what happened
+                log.warning("comparator %s failed on cluster %d: %s; keeping the composite order", comparator.name, cluster, exc)
+                tiebreak["comparator"] = comparator.name
+                tiebreak["error"] = f"{type(exc).__name__}: {exc}"
+    reason = _base_reason(best, size, kind)
+    reason["decided_by"] = decided_by
+    if tiebreak is not None:
+        reason["tiebreak"] = tiebreak
+    if vetoed:
+        reason["floors"] = {str(pid): v for pid, v in sorted(vetoed.items())}
+    runner_up = next((m for m in eligible if m.id != best.id), None)
+    if runner_up is not None:
+        reason["runner_up"] = {"id": runner_up.id, "composite": runner_up.composite}
+    return ClusterPick(cluster, kind, (Choice(best.id, 1, best.composite, reason),), best.composite)

@@ -1,0 +1,293 @@
+"""Planning one selection: read the library, find the moments to recompute,
+group and choose, and return everything the writer has to change.
+
+Planning only reads (through its own read-only connection), so the comparator
+and the panorama check never run inside a write transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import numpy as np
+
+from ..config import Config
+from ..scoring.composite import composite
+from .choose import ClusterPick, Comparator, Member, choose_cluster
+from .grouping import TimedPhoto, assign_moments, cluster_photos, companion_groups, hash_to_int, is_raw
+from .sets import SetCandidate, find_brackets, find_panoramas, parse_exif
+
+log = logging.getLogger(__name__)
+
+#: moments larger than this are clustered in time-ordered chunks of this size
+#: (a near-duplicate is taken seconds, not hours, from its twin)
+CLUSTER_CHUNK = 1500
+FLOOR_SCORERS = ("eyes_open", "sharpness")
+
+
+@dataclass(frozen=True)
+class Photo:
+    id: int
+    path: str
+    taken_at: float
+    dhash: str | None
+    width: int | None
+    height: int | None
+    exif: dict[str, Any]
+    member: Member
+
+
+@dataclass
+class Plan:
+    """What one selection run decided; applied by :func:`daemon.album.apply.apply_plan`."""
+
+    mode: str  # full or incremental
+    settings: str
+    started: float
+    photos: int = 0
+    moments: int = 0
+    #: moment ids (new numbering) whose clusters and candidates were recomputed
+    touched_moments: set[int] = field(default_factory=set)
+    #: moment ids (stored numbering) whose old candidates and picks are replaced
+    stale_moments: set[int] = field(default_factory=set)
+    #: (moment, cluster, image id) for every image whose stored values change
+    image_updates: list[tuple[int | None, int | None, int]] = field(default_factory=list)
+    clusters: list[ClusterPick] = field(default_factory=list)
+    cluster_moment: dict[int, int] = field(default_factory=dict)
+
+
+def settings_fingerprint(config: Config, comparator: Comparator | None) -> str:
+    """A short hash of every setting that changes what is picked; a change forces a full run."""
+    album = config.album
+    relevant = {
+        "album": {k: v for k, v in _plain(album).items() if k not in ("reselect_minutes", "reselect_after_new")},
+        "weights": config.weights.as_dict(),
+        "comparator": getattr(comparator, "name", None),
+    }
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _plain(value: Any) -> dict[str, Any]:
+    import dataclasses
+
+    return dataclasses.asdict(value)
+
+
+def _ids_param(ids: Iterable[int]) -> str:
+    return json.dumps(sorted(int(i) for i in ids))
+
+
+def make_plan(
+    conn: sqlite3.Connection,
+    config: Config,
+    *,
+    comparator: Comparator | None,
+    started: float,
+    full: bool = False,
+) -> Plan:
+    """Decide what this run changes. ``conn`` is a read connection."""
+    settings = settings_fingerprint(config, comparator)
+    last = conn.execute(
+        "SELECT started, settings FROM selection_runs WHERE finished IS NOT NULL AND error IS NULL ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    if full or last is None or last[1] != settings:
+        mode, since = "full", None
+    else:
+        mode, since = "incremental", float(last[0])
+    plan = Plan(mode=mode, settings=settings, started=started)
+
+    rows = conn.execute(
+        "SELECT id, path, coalesce(taken_at, mtime_ns / 1e9, first_seen), status, moment, cluster, updated_at FROM images"
+    ).fetchall()
+    scored = [r for r in rows if r[3] == "scored"]
+    new_moment = assign_moments([TimedPhoto(r[0], os.path.dirname(r[1]), r[2]) for r in scored], config.album.moment_gap_seconds)
+    stored_moment = {r[0]: r[4] for r in rows}
+    plan.photos = len(scored)
+    plan.moments = len(set(new_moment.values()))
+    # images that leave the album's world (deleted, failed, back to pending) lose their moment
+    gone = [r for r in rows if r[3] != "scored" and (r[4] is not None or r[5] is not None)]
+
+    if mode == "full":
+        touched = set(new_moment.values())
+        stale = {m for m in stored_moment.values() if m is not None} | touched
+    else:
+        assert since is not None
+        changed = {r[0] for r in rows if r[6] is not None and r[6] >= since}
+        stale = {stored_moment[i] for i in changed if stored_moment.get(i) is not None}
+        stale |= {stored_moment[r[0]] for r in gone if r[4] is not None}
+        touched = {m for i, m in new_moment.items() if i in changed or stored_moment[i] != m}
+        touched |= {new_moment[i] for i in new_moment if stored_moment[i] in stale}
+        stale |= {stored_moment[i] for i in new_moment if new_moment[i] in touched and stored_moment[i] is not None}
+        stale |= touched
+    plan.touched_moments = touched
+    plan.stale_moments = stale
+    plan.image_updates = [(None, None, r[0]) for r in gone]
+
+    members_by_moment: dict[int, list[int]] = {}
+    for pid, m in new_moment.items():
+        if m in touched:
+            members_by_moment.setdefault(m, []).append(pid)
+    if not members_by_moment:
+        return plan
+    photos = _load_photos(conn, None if mode == "full" else [i for ids in members_by_moment.values() for i in ids], config)
+    embeddings = _load_embeddings(conn, photos.keys(), full=mode == "full")
+    stored_cluster = {r[0]: r[5] for r in rows}
+    for moment in sorted(members_by_moment):
+        ids = [i for i in members_by_moment[moment] if i in photos]
+        for pick, cluster_ids in _select_moment(ids, photos, embeddings, config, comparator):
+            plan.clusters.append(pick)
+            plan.cluster_moment[pick.cluster] = moment
+            for pid in cluster_ids:
+                if stored_moment.get(pid) != moment or stored_cluster.get(pid) != pick.cluster:
+                    plan.image_updates.append((moment, pick.cluster, pid))
+    return plan
+
+
+def _load_photos(conn: sqlite3.Connection, ids: list[int] | None, config: Config) -> dict[int, Photo]:
+    where, params = ("WHERE i.status = 'scored'", ()) if ids is None else ("WHERE i.id IN (SELECT value FROM json_each(?))", (_ids_param(ids),))
+    manual = dict(conn.execute(f"SELECT m.image_id, m.choice FROM manual_choices m JOIN images i ON i.id = m.image_id {where}", params).fetchall())
+    floors: dict[int, dict[str, float]] = {}
+    for image_id, model, value in conn.execute(
+        f"SELECT s.image_id, s.model, s.normalised FROM scores s JOIN images i ON i.id = s.image_id {where}"
+        f" AND s.model IN ({','.join('?' * len(FLOOR_SCORERS))})",
+        (*params, *FLOOR_SCORERS),
+    ):
+        if value is not None:
+            floors.setdefault(image_id, {})[model] = float(value)
+    weights = config.weights.as_dict()
+    out: dict[int, Photo] = {}
+    for pid, path, taken, dhash, width, height, exif_json, stored_composite, coverage, groups_json in conn.execute(
+        "SELECT i.id, i.path, coalesce(i.taken_at, i.mtime_ns / 1e9, i.first_seen), i.dhash, i.width, i.height, i.exif_json,"
+        f" i.composite, i.coverage, i.groups_json FROM images i {where}",
+        params,
+    ):
+        groups = _json_dict(groups_json)
+        if groups:
+            comp = composite({k: float(v) for k, v in groups.items() if isinstance(v, (int, float))}, weights)
+            value, cov = comp.value, comp.coverage
+        else:
+            value = stored_composite
+            cov = tuple(_json_list(coverage))
+        member = Member(
+            id=pid,
+            path=path,
+            taken_at=float(taken or 0.0),
+            composite=value,
+            groups=groups,
+            coverage=tuple(cov),
+            floor_scores=floors.get(pid, {}),
+            manual=manual.get(pid),
+        )
+        out[pid] = Photo(pid, path, float(taken or 0.0), dhash, width, height, parse_exif(exif_json), member)
+    return out
+
+
+def _load_embeddings(conn: sqlite3.Connection, ids: Iterable[int], *, full: bool) -> dict[int, np.ndarray]:
+    best = conn.execute("SELECT model FROM embeddings GROUP BY model ORDER BY count(*) DESC, model LIMIT 1").fetchone()
+    if best is None:
+        return {}
+    if full:
+        cur = conn.execute("SELECT image_id, vector FROM embeddings WHERE model = ?", (best[0],))
+    else:
+        cur = conn.execute(
+            "SELECT image_id, vector FROM embeddings WHERE model = ? AND image_id IN (SELECT value FROM json_each(?))",
+            (best[0], _ids_param(ids)),
+        )
+    return {pid: np.frombuffer(blob, dtype="<f4") for pid, blob in cur}
+
+
+def _json_dict(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _json_list(text: str | None) -> list[Any]:
+    if not text:
+        return []
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return []
+    return value if isinstance(value, list) else []
+
+
+def _select_moment(
+    ids: list[int],
+    photos: dict[int, Photo],
+    embeddings: dict[int, np.ndarray],
+    config: Config,
+    comparator: Comparator | None,
+) -> list[tuple[ClusterPick, list[int]]]:
+    """Group one moment's photos and choose each group's pick; returns (pick, every photo id in the group)."""
+    album = config.album
+    # RAW + JPEG of the same name: one photo, represented by the scored, non-RAW file
+    followers: dict[int, list[int]] = {}
+    hidden: set[int] = set()
+    for group in companion_groups({i: photos[i].path for i in ids}):
+        lead = min(group, key=lambda i: (is_raw(photos[i].path), -len(photos[i].member.coverage), i))
+        manual = next((photos[i].member.manual for i in group if photos[i].member.manual == "reject"), None) or next(
+            (photos[i].member.manual for i in group if photos[i].member.manual), None
+        )
+        rest = [i for i in group if i != lead]
+        followers[lead] = rest
+        hidden.update(rest)
+        lead_photo = photos[lead]
+        photos[lead] = _with_member(lead_photo, companions=tuple(photos[i].path for i in rest), manual=manual)
+    units = [i for i in ids if i not in hidden]
+    hashes = {i: hash_to_int(photos[i].dhash) for i in units}
+
+    def linked(a: int, b: int) -> bool:
+        ha, hb = hashes.get(a), hashes.get(b)
+        return ha is not None and hb is not None and (ha ^ hb).bit_count() <= album.hash_distance
+
+    candidates = [
+        SetCandidate(i, photos[i].path, photos[i].taken_at, photos[i].exif, photos[i].width, photos[i].height) for i in units
+    ]
+    groups: list[tuple[str, list[int]]] = [("bracket", g) for g in find_brackets(candidates, album.bracket_seconds)]
+    in_set = {i for _, g in groups for i in g}
+    rest = [c for c in candidates if c.id not in in_set]
+    groups += [("panorama", g) for g in find_panoramas(rest, album.panorama_seconds, linked=linked)]
+    in_set = {i for _, g in groups for i in g}
+    loose = sorted((i for i in units if i not in in_set), key=lambda i: (photos[i].taken_at, i))
+    for start in range(0, len(loose), CLUSTER_CHUNK):
+        chunk = loose[start : start + CLUSTER_CHUNK]
+        clusters = cluster_photos(
+            chunk,
+            [hashes[i] for i in chunk],
+            max_distance=album.hash_distance,
+            cap=album.cluster_cap,
+            embeddings=[embeddings.get(i) for i in chunk] if embeddings else None,
+            min_similarity=album.embedding_similarity,
+        )
+        groups += [("cluster", g) for g in clusters]
+    out: list[tuple[ClusterPick, list[int]]] = []
+    for kind, group in sorted(groups, key=lambda kg: min(kg[1])):
+        cluster_id = min(group)
+        pick = choose_cluster(
+            cluster_id,
+            [photos[i].member for i in group],
+            kind=kind,  # type: ignore[arg-type]
+            floors=album.floors,
+            tiebreak_margin=album.tiebreak_margin,
+            comparator=comparator,
+        )
+        everyone = list(group) + [f for i in group for f in followers.get(i, [])]
+        out.append((pick, everyone))
+    return out
+
+
+def _with_member(photo: Photo, **changes: Any) -> Photo:
+    import dataclasses
+
+    return dataclasses.replace(photo, member=dataclasses.replace(photo.member, **changes))

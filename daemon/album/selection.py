@@ -1,0 +1,68 @@
+"""Running a selection: plan (reading), apply (one write transaction), export.
+
+``run_selection`` is what the scheduler, the ``reselect`` command and the
+CLI call. It recomputes only the moments touched since the last successful
+run, unless asked for a full run or the settings changed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from ..config import Config
+from ..store.db import open_db
+from ..store.writer import StoreWriter
+from .apply import SelectionResult, apply_plan
+from .choose import Comparator
+from .plan import make_plan
+
+log = logging.getLogger(__name__)
+
+TRIGGERS = ("schedule", "new-photos", "command", "cli")
+
+
+def run_selection(
+    writer: StoreWriter,
+    config: Config,
+    *,
+    comparator: Comparator | None = None,
+    trigger: str = "cli",
+    full: bool = False,
+    export: bool = True,
+) -> SelectionResult:
+    """Re-pick the album and record the run; returns what it did.
+
+    Raises StoreError when the database cannot be read or written. Export
+    problems (an unwritable album folder) are logged, never raised: the picks
+    are already committed.
+    """
+    if export and config.export.xmp:
+        from .export import detect_hand_edits
+
+        detect_hand_edits(writer, config)
+    started = time.time()
+    reader = open_db(writer.path, readonly=True)
+    try:
+        writer.flush()  # see everything submitted before this run
+        plan = make_plan(reader.conn, config, comparator=comparator, started=started, full=full)
+    finally:
+        reader.conn.close()
+    result = writer.call(lambda db: apply_plan(db, plan, config.album, trigger), timeout=300)
+    log.info(
+        "selection run %d (%s, %s): %d photos, %d/%d moments recomputed, %d picks (+%d -%d) in %.2f s",
+        result.run_id, trigger, result.mode, result.photos, result.moments_recomputed, result.moments,
+        result.picks, len(result.added), len(result.removed), result.seconds,
+    )
+    if export and (config.export.folder is not None or config.export.xmp):
+        from .export import export_album
+
+        try:
+            found = export_album(writer, config, plan.touched_moments if plan.mode == "incremental" else None)
+        except Exception:  # the album is committed; an export failure must not lose it
+            log.exception("album export failed; the picks are saved, the export will be retried at the next run")
+            found = 0
+        if found:  # ratings set by hand in sidecars keepers had not seen yet: honour them now
+            log.info("%d sidecars carry a rating set by hand; re-picking their moments", found)
+            return run_selection(writer, config, comparator=comparator, trigger=trigger, export=True)
+    return result
