@@ -1,0 +1,134 @@
+"""Property tests (hypothesis) for the composite, the clustering and the picks."""
+
+from __future__ import annotations
+
+import random
+import tempfile
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from daemon.album import run_selection
+from daemon.album.choose import Member, choose_cluster
+from daemon.album.grouping import cluster_photos
+from daemon.album.synthetic import SyntheticPhoto, insert_photo
+from daemon.config import Config
+from daemon.scoring.base import GROUPS
+from daemon.scoring.composite import composite
+from daemon.store.writer import StoreWriter
+
+unit = st.floats(min_value=0.0, max_value=1.0, allow_nan=False)
+weight = st.floats(min_value=0.0, max_value=10.0, allow_nan=False)
+groups_strategy = st.dictionaries(st.sampled_from(GROUPS), unit)
+weights_strategy = st.fixed_dictionaries({g: weight for g in GROUPS})
+hash64 = st.integers(min_value=0, max_value=2**64 - 1)
+
+
+@given(groups_strategy, weights_strategy)
+def test_renormalisation_never_divides_by_zero(groups: dict[str, float], weights: dict[str, float]) -> None:
+    result = composite(groups, weights)
+    if result.value is None:
+        assert not any(weights[g] > 0 for g in groups)
+        assert result.coverage == ()
+    else:
+        assert 0.0 <= result.value <= 1.0
+        assert set(result.coverage) == {g for g in groups if weights[g] > 0}
+
+
+@given(st.lists(st.dictionaries(st.sampled_from(("aesthetic", "technical")), unit), min_size=2, max_size=8), weights_strategy, weight)
+def test_a_missing_group_never_changes_the_ranking_of_photos_that_all_lack_it(
+    photos: list[dict[str, float]], weights: dict[str, float], other_portrait: float
+) -> None:
+    def ranking(w: dict[str, float]) -> list[int]:
+        values = [composite(p, w).value for p in photos]
+        return sorted(range(len(photos)), key=lambda i: (-(values[i] if values[i] is not None else -1), i))
+
+    assert ranking(weights) == ranking({**weights, "portrait": other_portrait})
+
+
+members_strategy = st.lists(
+    st.tuples(groups_strategy, st.sampled_from([None, None, None, "pin", "reject"])), min_size=1, max_size=8
+).map(
+    lambda rows: [
+        Member(id=i + 1, path=f"/x/{i + 1}.jpg", taken_at=float(i), composite=composite(g, {"aesthetic": 0.5, "technical": 0.2, "portrait": 0.3}).value,
+               groups=g, manual=m)
+        for i, (g, m) in enumerate(rows)
+    ]
+)
+
+
+@given(members_strategy, st.randoms(use_true_random=False))
+def test_the_pick_does_not_depend_on_the_order_of_photos(members: list[Member], rnd: random.Random) -> None:
+    shuffled = list(members)
+    rnd.shuffle(shuffled)
+    a = choose_cluster(1, members)
+    b = choose_cluster(1, shuffled)
+    assert a == b
+    picked = {c.image_id for c in a.choices}
+    assert not picked & {m.id for m in members if m.manual == "reject"}
+    pinned = {m.id for m in members if m.manual == "pin"}
+    assert picked == pinned if pinned else len(picked) <= 1
+
+
+@given(st.lists(hash64, min_size=1, max_size=30), st.integers(0, 20), st.integers(1, 10), st.randoms(use_true_random=False))
+def test_clusters_partition_the_moment_respect_the_cap_and_ignore_input_order(
+    hashes: list[int], distance: int, cap: int, rnd: random.Random
+) -> None:
+    ids = list(range(100, 100 + len(hashes)))
+    clusters = cluster_photos(ids, hashes, max_distance=distance, cap=cap)
+    assert sorted(i for c in clusters for i in c) == ids
+    assert all(len(c) <= cap for c in clusters)
+    order = list(range(len(ids)))
+    rnd.shuffle(order)
+    assert cluster_photos([ids[i] for i in order], [hashes[i] for i in order], max_distance=distance, cap=cap) == clusters
+
+
+@given(st.lists(hash64, min_size=2, max_size=25), st.integers(0, 16))
+def test_without_a_cap_single_link_joins_every_close_pair(hashes: list[int], distance: int) -> None:
+    ids = list(range(len(hashes)))
+    clusters = cluster_photos(ids, hashes, max_distance=distance, cap=len(hashes))
+    where = {i: k for k, c in enumerate(clusters) for i in c}
+    for i in ids:
+        for j in ids:
+            if (hashes[i] ^ hashes[j]).bit_count() <= distance:
+                assert where[i] == where[j]
+
+
+library_rows = st.lists(
+    st.tuples(st.integers(0, 3), st.floats(0, 600), groups_strategy, st.integers(0, 3), st.integers(0, 40)),
+    min_size=1,
+    max_size=25,
+)
+
+
+def _album(writer: StoreWriter) -> list[tuple]:
+    return writer.db.conn.execute(
+        "SELECT i.path, p.moment, p.cluster, p.rank, p.composite, p.reason FROM picks p JOIN images i ON i.id = p.image_id ORDER BY i.path"
+    ).fetchall()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(library_rows)
+def test_picks_are_deterministic_for_the_same_database(rows: list[tuple]) -> None:
+    bases = [0x0123456789ABCDEF, 0xFEDCBA9876543210, 0x0F0F0F0F0F0F0F0F, 0xAAAAAAAAAAAAAAAA]
+    with tempfile.TemporaryDirectory() as tmp:
+        writer = StoreWriter(Path(tmp) / "a.db")
+        copy = None
+        try:
+            for i, (folder, t, groups, base, noise) in enumerate(rows):
+                photo = SyntheticPhoto(f"/lib/{folder}/p{i}.jpg", 1e9 + t, groups, f"{bases[base] ^ noise:016x}")
+                writer.call(lambda db, photo=photo: insert_photo(db, photo))
+            writer.db.conn.execute(f"VACUUM INTO '{Path(tmp) / 'b.db'}'")  # the same database, byte for byte
+            run_selection(writer, Config())
+            first = _album(writer)
+            run_selection(writer, Config(), full=True)
+            assert _album(writer) == first
+            copy = StoreWriter(Path(tmp) / "b.db")
+            run_selection(copy, Config())
+            assert _album(copy) == first
+            assert first or all(not groups for _, _, groups, _, _ in rows)  # only photos without a score pick nothing
+        finally:
+            writer.close()
+            if copy is not None:
+                copy.close()
