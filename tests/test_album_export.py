@@ -1,0 +1,183 @@
+"""Export: XMP sidecars read back by a real XMP reader, hand-set ratings, the link folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from daemon.album import run_selection
+from daemon.album.export import check_export_folder
+from daemon.album.synthetic import SyntheticPhoto, insert_photo
+from daemon.album.xmp import sidecar_paths
+from daemon.config import Config, ExportConfig, PhotoFolder
+from daemon.errors import ConfigError
+from daemon.store.writer import StoreWriter
+
+T0 = 1_700_000_000.0
+
+EXISTING_SIDECAR = """<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>
+<x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="XMP Core 4.4.0-Exiv2">
+ <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
+  <rdf:Description rdf:about=""
+    xmlns:xmp="http://ns.adobe.com/xap/1.0/"
+    xmlns:dc="http://purl.org/dc/elements/1.1/"
+    xmlns:darktable="http://darktable.sf.net/"
+    darktable:xmp_version="5"{rating}>
+   <dc:subject><rdf:Bag><rdf:li>beach</rdf:li><rdf:li>family</rdf:li></rdf:Bag></dc:subject>
+  </rdf:Description>
+ </rdf:RDF>
+</x:xmpmeta>
+<?xpacket end="w"?>
+"""
+
+
+def _exiftool(path: Path) -> dict[str, Any]:
+    out = subprocess.run(["exiftool", "-j", "-XMP:all", str(path)], check=True, capture_output=True, text=True, timeout=30)
+    return json.loads(out.stdout)[0]
+
+
+def _libxmp(path: Path) -> dict[str, Any]:
+    from libxmp import XMPMeta, consts
+
+    meta = XMPMeta()
+    meta.parse_from_str(path.read_text(encoding="utf-8"))
+    out: dict[str, Any] = {}
+    if meta.does_property_exist(consts.XMP_NS_XMP, "Rating"):
+        out["Rating"] = int(meta.get_property(consts.XMP_NS_XMP, "Rating"))
+    if meta.does_property_exist(consts.XMP_NS_XMP, "Label"):
+        out["Label"] = meta.get_property(consts.XMP_NS_XMP, "Label")
+    if meta.does_property_exist(consts.XMP_NS_DC, "subject"):
+        n = meta.count_array_items(consts.XMP_NS_DC, "subject")
+        out["Subject"] = [meta.get_array_item(consts.XMP_NS_DC, "subject", i + 1) for i in range(n)]
+    if meta.does_property_exist("http://darktable.sf.net/", "xmp_version"):
+        out["Xmp_version"] = int(meta.get_property("http://darktable.sf.net/", "xmp_version"))
+    return out
+
+
+@pytest.fixture(scope="module")
+def read_xmp() -> Callable[[Path], dict[str, Any]]:
+    """A real XMP reader: exiftool (Debian's libimage-exiftool-perl), else python-xmp-toolkit (libexempi)."""
+    if shutil.which("exiftool"):
+        return _exiftool
+    try:
+        import libxmp  # noqa: F401  (raises when libexempi is missing)
+
+        return _libxmp
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        pytest.skip(f"no XMP reader: exiftool is not installed and python-xmp-toolkit cannot load libexempi ({exc}); "
+                    "`make test` installs exiftool when apt is available")
+
+
+@pytest.fixture
+def writer(db_path: Path):
+    w = StoreWriter(db_path)
+    yield w
+    w.close()
+
+
+def library(writer: StoreWriter, folder: Path) -> dict[str, int]:
+    """One cluster of three photos (best, good, poor) and a lone photo in another moment, as real files."""
+    ids = {}
+    for name, score, t in (("best", 0.9, 0), ("good", 0.5, 1), ("poor", 0.1, 2), ("lone", 0.65, 3600)):
+        path = folder / f"{name}.jpg"
+        path.write_bytes(b"not decoded by the selection")
+        ids[name] = writer.call(lambda db, p=path, s=score, t=t: insert_photo(db, SyntheticPhoto(str(p), T0 + t, {"aesthetic": s}, "00ff00ff00ff00ff")))
+    return ids
+
+
+def xmp_config(**export: Any) -> Config:
+    return Config(export=ExportConfig(xmp=True, **export))
+
+
+def test_sidecars_carry_rating_and_label_read_back_by_a_real_xmp_reader(writer: StoreWriter, photo_dir: Path, read_xmp) -> None:
+    ids = library(writer, photo_dir)
+    writer.call(lambda db: db.conn.execute("INSERT INTO manual_choices VALUES (?, 'reject', 'cli', 0)", (ids["poor"],)))
+    run_selection(writer, xmp_config())
+    best, good, poor, lone = (read_xmp(photo_dir / f"{n}.jpg.xmp") for n in ("best", "good", "poor", "lone"))
+    assert (best["Rating"], best["Label"]) == (5, "Pick")  # composite 0.9 -> 5 stars
+    assert good["Rating"] == 3 and "Label" not in good  # 0.5 -> 3 stars, not picked
+    assert (poor["Rating"], poor["Label"]) == (-1, "Reject")
+    assert (lone["Rating"], lone["Label"]) == (4, "Pick")
+
+
+def test_an_existing_sidecars_other_fields_survive(writer: StoreWriter, photo_dir: Path, read_xmp) -> None:
+    ids = library(writer, photo_dir)
+    sidecar = photo_dir / "best.jpg.xmp"
+    sidecar.write_text(EXISTING_SIDECAR.format(rating=""), encoding="utf-8")
+    run_selection(writer, xmp_config())
+    fields = read_xmp(sidecar)
+    assert fields["Subject"] == ["beach", "family"]
+    assert fields["Xmp_version"] == 5
+    assert (fields["Rating"], fields["Label"]) == (5, "Pick")
+    assert ids
+
+
+def test_a_rating_set_by_hand_is_left_alone_and_wins(writer: StoreWriter, photo_dir: Path, read_xmp) -> None:
+    ids = library(writer, photo_dir)
+    # a sidecar a person rated before keepers ever ran: 5 stars on the poorest photo
+    (photo_dir / "poor.jpg.xmp").write_text(EXISTING_SIDECAR.format(rating=' xmp:Rating="5"'), encoding="utf-8")
+    run_selection(writer, xmp_config())
+    picks = {i for (i,) in writer.db.conn.execute("SELECT image_id FROM picks")}
+    assert ids["poor"] in picks  # a hand rating of 4-5 pins
+    assert read_xmp(photo_dir / "poor.jpg.xmp")["Rating"] == 5
+    assert writer.db.conn.execute("SELECT choice, origin FROM manual_choices WHERE image_id = ?", (ids["poor"],)).fetchone() == ("pin", "xmp")
+
+    # now a person rejects the best photo in their photo tool: keepers' sidecar changes under it
+    best = photo_dir / "best.jpg.xmp"
+    assert read_xmp(best)["Rating"] == 5
+    best.write_text(best.read_text(encoding="utf-8").replace('xmp:Rating="5"', 'xmp:Rating="-1"'), encoding="utf-8")
+    st = best.stat()
+    os.utime(best, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+    for _ in range(2):
+        run_selection(writer, xmp_config())
+        picks = {i for (i,) in writer.db.conn.execute("SELECT image_id FROM picks")}
+        assert ids["best"] not in picks
+        assert read_xmp(best)["Rating"] == -1  # never overwritten
+    assert writer.db.conn.execute("SELECT choice FROM manual_choices WHERE image_id = ?", (ids["best"],)).fetchone() == ("reject",)
+
+
+@pytest.mark.parametrize(
+    ("naming", "names"),
+    [("with_extension", ["IMG_1.CR2.xmp"]), ("replace_extension", ["IMG_1.xmp"]), ("both", ["IMG_1.CR2.xmp", "IMG_1.xmp"])],
+)
+def test_sidecar_naming_follows_the_photo_tools(naming: str, names: list[str]) -> None:
+    assert [p.name for p in sidecar_paths("/p/IMG_1.CR2", naming)] == names  # type: ignore[arg-type]
+
+
+def test_both_namings_are_written(writer: StoreWriter, photo_dir: Path, read_xmp) -> None:
+    library(writer, photo_dir)
+    run_selection(writer, xmp_config(xmp_naming="both"))
+    assert read_xmp(photo_dir / "best.jpg.xmp")["Rating"] == read_xmp(photo_dir / "best.xmp")["Rating"] == 5
+
+
+@pytest.mark.parametrize("link", ["symlink", "hardlink"])
+def test_album_folder_follows_the_picks(writer: StoreWriter, photo_dir: Path, tmp_path: Path, link: str) -> None:
+    ids = library(writer, photo_dir)
+    album = tmp_path / "album"
+    album.mkdir()
+    (album / "notes.txt").write_text("mine")
+    config = Config(export=ExportConfig(folder=album, link=link))  # type: ignore[arg-type]
+    run_selection(writer, config)
+    assert sorted(p.name for p in album.iterdir()) == ["best.jpg", "lone.jpg", "notes.txt"]
+    if link == "symlink":
+        assert os.readlink(album / "best.jpg") == str(photo_dir / "best.jpg")
+    else:
+        assert (album / "best.jpg").stat().st_ino == (photo_dir / "best.jpg").stat().st_ino
+    writer.call(lambda db: db.conn.execute("INSERT INTO manual_choices VALUES (?, 'reject', 'cli', 0)", (ids["best"],)))
+    writer.call(lambda db: db.conn.execute("UPDATE images SET updated_at = updated_at + 1e6 WHERE id = ?", (ids["best"],)))
+    run_selection(writer, config)
+    assert sorted(p.name for p in album.iterdir()) == ["good.jpg", "lone.jpg", "notes.txt"]
+
+
+def test_album_folder_inside_a_watched_folder_is_refused_unless_ignored(photo_dir: Path) -> None:
+    inside = photo_dir / "album"
+    config = Config(photos=(PhotoFolder(photo_dir),), export=ExportConfig(folder=inside))
+    with pytest.raises(ConfigError, match="export.folder.*inside the watched folder"):
+        check_export_folder(config)
+    assert check_export_folder(Config(photos=(PhotoFolder(photo_dir),), ignore_patterns=("album",), export=ExportConfig(folder=inside))) == inside.resolve()
