@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import tempfile
+import time
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -11,9 +13,10 @@ from hypothesis import strategies as st
 
 from daemon.album import run_selection
 from daemon.album.choose import Member, choose_cluster
+from daemon.album.manual import set_choice
 from daemon.album.grouping import cluster_photos
 from daemon.album.synthetic import SyntheticPhoto, insert_photo
-from daemon.config import Config
+from daemon.config import AlbumConfig, Config
 from daemon.scoring.base import GROUPS
 from daemon.scoring.composite import composite
 from daemon.store.writer import StoreWriter
@@ -132,3 +135,51 @@ def test_picks_are_deterministic_for_the_same_database(rows: list[tuple]) -> Non
             writer.close()
             if copy is not None:
                 copy.close()
+
+
+change_strategy = st.lists(
+    st.tuples(st.sampled_from(["add", "delete", "retime", "pin", "reject"]), st.integers(0, 10_000), st.floats(0, 900), groups_strategy),
+    min_size=1,
+    max_size=6,
+)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(library_rows, st.lists(change_strategy, min_size=1, max_size=3))
+def test_incremental_runs_agree_with_a_full_run(rows: list[tuple], rounds: list[list[tuple]]) -> None:
+    """Photos added, deleted, moved in time (merging or splitting moments), pinned and rejected
+    between incremental runs leave the same album a full run makes."""
+    bases = [0x0123456789ABCDEF, 0xFEDCBA9876543210, 0x0F0F0F0F0F0F0F0F, 0xAAAAAAAAAAAAAAAA]
+    config = Config(album=dataclasses.replace(AlbumConfig(), moment_gap_seconds=60))
+    with tempfile.TemporaryDirectory() as tmp:
+        writer = StoreWriter(Path(tmp) / "a.db")
+        try:
+            for i, (folder, t, groups, base, noise) in enumerate(rows):
+                photo = SyntheticPhoto(f"/lib/{folder % 2}/p{i}.jpg", 1e9 + t, groups or {"aesthetic": 0.5}, f"{bases[base] ^ noise:016x}")
+                writer.call(lambda db, photo=photo: insert_photo(db, photo))
+            run_selection(writer, config)
+            for r, changes in enumerate(rounds):
+                time.sleep(0.002)  # the changes come after the run started
+                for n, (kind, pick, t, groups) in enumerate(changes):
+                    ids = [i for (i,) in writer.db.conn.execute("SELECT id FROM images WHERE status = 'scored' ORDER BY id")]
+                    target = ids[pick % len(ids)] if ids else None
+                    now = time.time()
+                    if kind == "add" or target is None:
+                        photo = SyntheticPhoto(f"/lib/{pick % 2}/new{r}_{n}.jpg", 1e9 + t, groups or {"technical": 0.6}, f"{bases[pick % 4] ^ (pick % 64):016x}")
+                        writer.call(lambda db, photo=photo: insert_photo(db, photo))
+                    elif kind == "delete":
+                        writer.call(lambda db, i=target: db.conn.execute("UPDATE images SET status = 'deleted', updated_at = ? WHERE id = ?", (now, i)))
+                    elif kind == "retime":
+                        writer.call(lambda db, i=target: db.conn.execute("UPDATE images SET taken_at = ?, updated_at = ? WHERE id = ?", (1e9 + t, now, i)))
+                    else:
+                        writer.call(lambda db, i=target, kind=kind: set_choice(db, i, kind))
+                result = run_selection(writer, config)
+                assert result.mode == "incremental"
+                incremental = _album(writer)
+                moments = writer.db.conn.execute("SELECT id, moment, cluster FROM images ORDER BY id").fetchall()
+                full = run_selection(writer, config, full=True)
+                assert (full.added, full.removed) == ((), ())
+                assert _album(writer) == incremental
+                assert writer.db.conn.execute("SELECT id, moment, cluster FROM images ORDER BY id").fetchall() == moments
+        finally:
+            writer.close()

@@ -136,6 +136,8 @@ def apply_plan(db: sqlite_utils.Database, plan: Plan, album: AlbumConfig, trigge
         [(run_id, i, "added") for i in sorted(added)] + [(run_id, i, "removed") for i in sorted(removed)],
     )
     total_picks = int(conn.execute("SELECT count(*) FROM picks").fetchone()[0])
+    plan.photos = int(conn.execute("SELECT count(*) FROM images WHERE status = 'scored'").fetchone()[0])
+    plan.moments = int(conn.execute("SELECT count(DISTINCT moment) FROM images").fetchone()[0])
     clusters = int(conn.execute("SELECT count(DISTINCT cluster) FROM album_candidates").fetchone()[0])
     finished = time.time()
     conn.execute(

@@ -102,29 +102,20 @@ def make_plan(
         mode, since = "incremental", float(last[0])
     plan = Plan(mode=mode, settings=settings, started=started)
 
-    rows = conn.execute(
-        "SELECT id, path, coalesce(taken_at, mtime_ns / 1e9, first_seen), status, moment, cluster, updated_at FROM images"
-    ).fetchall()
-    scored = [r for r in rows if r[3] == "scored"]
-    new_moment = assign_moments([TimedPhoto(r[0], os.path.dirname(r[1]), r[2]) for r in scored], config.album.moment_gap_seconds)
-    stored_moment = {r[0]: r[4] for r in rows}
-    plan.photos = len(scored)
-    plan.moments = len(set(new_moment.values()))
-    # images that leave the album's world (deleted, failed, back to pending) lose their moment
-    gone = [r for r in rows if r[3] != "scored" and (r[4] is not None or r[5] is not None)]
-
+    gap = config.album.moment_gap_seconds
+    columns = "id, path, taken_at, status, moment, cluster, root"
     if mode == "full":
-        touched = set(new_moment.values())
-        stale = {m for m in stored_moment.values() if m is not None} | touched
+        rows = conn.execute(f"SELECT {columns} FROM images").fetchall()
     else:
         assert since is not None
-        changed = {r[0] for r in rows if r[6] is not None and r[6] >= since}
-        stale = {stored_moment[i] for i in changed if stored_moment.get(i) is not None}
-        stale |= {stored_moment[r[0]] for r in gone if r[4] is not None}
-        touched = {m for i, m in new_moment.items() if i in changed or stored_moment[i] != m}
-        touched |= {new_moment[i] for i in new_moment if stored_moment[i] in stale}
-        stale |= {stored_moment[i] for i in new_moment if new_moment[i] in touched and stored_moment[i] is not None}
-        stale |= touched
+        rows = _neighbourhood(conn, columns, since, gap)
+    scored = [r for r in rows if r[3] == "scored"]
+    new_moment = assign_moments([_timed(r) for r in scored], gap)
+    stored_moment = {r[0]: r[4] for r in rows}
+    # images that leave the album's world (deleted, failed, back to pending) lose their moment
+    gone = [r for r in rows if r[3] != "scored" and (r[4] is not None or r[5] is not None)]
+    touched = set(new_moment.values())
+    stale = {m for m in stored_moment.values() if m is not None} | touched
     plan.touched_moments = touched
     plan.stale_moments = stale
     plan.image_updates = [(None, None, r[0]) for r in gone]
@@ -147,6 +138,68 @@ def make_plan(
                 if stored_moment.get(pid) != moment or stored_cluster.get(pid) != pick.cluster:
                     plan.image_updates.append((moment, pick.cluster, pid))
     return plan
+
+
+def _timed(row: tuple) -> TimedPhoto:
+    """A photo without a capture time is a moment of its own."""
+    if row[2] is None:
+        return TimedPhoto(row[0], f"\0{row[0]}", 0.0)
+    return TimedPhoto(row[0], os.path.dirname(row[1]), float(row[2]))
+
+
+def _neighbourhood(conn: sqlite3.Connection, columns: str, since: float, gap: float) -> list[tuple]:
+    """Every image whose moment may have changed since ``since``: the changed
+    images, the old members of their moments, and the whole time-chains (gaps
+    up to ``gap``) around them in their folders. Uses the (updated_at),
+    (moment) and (root, taken_at) indexes, so it reads a few rows, not the library."""
+    found: dict[int, tuple] = {}
+    changed = conn.execute(f"SELECT {columns} FROM images WHERE updated_at >= ?", (since,)).fetchall()
+    for r in changed:
+        found[r[0]] = r
+    old_moments = sorted({r[4] for r in changed if r[4] is not None})
+    if old_moments:
+        for r in conn.execute(f"SELECT {columns} FROM images WHERE moment IN (SELECT value FROM json_each(?))", (json.dumps(old_moments),)):
+            found[r[0]] = r
+    seeds: dict[tuple[str, str], list[float]] = {}
+    for r in list(found.values()):
+        if r[2] is not None:
+            seeds.setdefault((r[6], os.path.dirname(r[1])), []).append(float(r[2]))
+    for (root, folder), times in seeds.items():
+        times.sort()
+        groups: list[list[float]] = [[times[0]]]
+        for t in times[1:]:
+            if t - groups[-1][-1] <= 2 * gap:
+                groups[-1].append(t)
+            else:
+                groups.append([t])
+        for group in groups:
+            lo, hi = group[0], group[-1]
+            while True:
+                rows = conn.execute(
+                    f"SELECT {columns} FROM images WHERE root = ? AND taken_at BETWEEN ? AND ?", (root, lo - gap, hi + gap)
+                ).fetchall()
+                mine = [r for r in rows if r[3] == "scored" and os.path.dirname(r[1]) == folder]
+                new_lo, new_hi = _chain_bounds(sorted([float(r[2]) for r in mine] + group), group, gap)
+                for r in rows:
+                    if os.path.dirname(r[1]) == folder and new_lo - gap <= r[2] <= new_hi + gap:
+                        found[r[0]] = r
+                if new_lo >= lo and new_hi <= hi:
+                    break
+                lo, hi = min(lo, new_lo), max(hi, new_hi)
+    return list(found.values())
+
+
+def _chain_bounds(times: list[float], seeds: list[float], gap: float) -> tuple[float, float]:
+    """The span of the gap-chains (steps of at most ``gap``) in sorted ``times`` that contain a seed."""
+    lo, hi = seeds[0], seeds[-1]
+    start = 0
+    for i in range(1, len(times) + 1):
+        if i == len(times) or times[i] - times[i - 1] > gap:
+            chain = times[start:i]
+            if any(chain[0] <= s <= chain[-1] for s in seeds):
+                lo, hi = min(lo, chain[0]), max(hi, chain[-1])
+            start = i
+    return lo, hi
 
 
 def _load_photos(conn: sqlite3.Connection, ids: list[int] | None, config: Config) -> dict[int, Photo]:

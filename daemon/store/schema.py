@@ -43,6 +43,7 @@ CREATE INDEX images_hash ON images(content_hash);
 CREATE INDEX images_taken ON images(root, taken_at);
 CREATE INDEX images_composite ON images(composite);
 CREATE INDEX images_cluster ON images(moment, cluster);    -- a pick's siblings (dashboard, album)
+CREATE INDEX images_updated ON images(updated_at);         -- what changed since the last selection run
 
 CREATE TABLE scores (
     image_id      INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
