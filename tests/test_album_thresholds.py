@@ -1,0 +1,64 @@
+"""The default near-duplicate threshold, justified on generated bursts.
+
+Each burst is one of scikit-image's bundled photos and variants a camera
+burst produces (blur, sensor noise, underexposure, a small reframing). The
+default ``hash_distance`` must keep every variant with its original and keep
+every two different scenes apart.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import imagehash
+import numpy as np
+from PIL import Image, ImageEnhance, ImageFilter
+from skimage import data
+
+from daemon.config import AlbumConfig
+
+SCENES = ("astronaut", "camera", "coffee", "chelsea", "rocket", "coins", "moon", "page", "text", "clock",
+          "hubble_deep_field", "immunohistochemistry", "horse", "grass", "gravel", "brick", "cell", "colorwheel", "retina", "logo")
+
+
+def scene(name: str) -> Image.Image:
+    pixels = np.asarray(getattr(data, name)())
+    if pixels.dtype == bool:
+        pixels = pixels.astype(np.uint8) * 255
+    if pixels.ndim == 3 and pixels.shape[2] == 4:
+        pixels = pixels[..., :3]
+    return Image.fromarray(pixels.astype(np.uint8)).convert("RGB").resize((320, 240))
+
+
+def burst_variants(img: Image.Image, seed: int) -> dict[str, Image.Image]:
+    rng = np.random.default_rng(seed)
+    w, h = img.size
+    noisy = np.asarray(img, dtype=np.float64) + rng.normal(0, 25, (h, w, 3))
+    return {
+        "blurred": img.filter(ImageFilter.GaussianBlur(4)),
+        "noisy": Image.fromarray(noisy.clip(0, 255).astype(np.uint8)),
+        "dark": ImageEnhance.Brightness(img).enhance(0.4),
+        "shifted": img.crop((int(w * 0.04), 0, w, h)).resize((w, h)),
+    }
+
+
+def dhash(img: Image.Image) -> imagehash.ImageHash:
+    return imagehash.dhash(img, hash_size=8)  # 64 bits, as images.dhash stores them
+
+
+def test_default_hash_distance_keeps_bursts_together_and_scenes_apart() -> None:
+    threshold = AlbumConfig().hash_distance
+    originals = {name: scene(name) for name in SCENES}
+    hashes = {name: dhash(img) for name, img in originals.items()}
+    within = {
+        (name, kind): hashes[name] - dhash(variant)
+        for i, (name, img) in enumerate(originals.items())
+        for kind, variant in burst_variants(img, i).items()
+    }
+    between = {(a, b): hashes[a] - hashes[b] for a, b in itertools.combinations(SCENES, 2)}
+    worst_within = max(within.values())
+    closest_between = min(between.values())
+    assert worst_within <= threshold < closest_between, (
+        f"hash_distance {threshold}: worst burst variant {worst_within} bits "
+        f"({max(within, key=within.get)}), closest two scenes {closest_between} bits ({min(between, key=between.get)})"
+    )
