@@ -287,7 +287,8 @@ def _select_moment(
     # RAW + JPEG of the same name: one photo, represented by the scored, non-RAW file
     followers: dict[int, list[int]] = {}
     hidden: set[int] = set()
-    for group in companion_groups({i: photos[i].path for i in ids}):
+    raws = [i for i in ids if is_raw(photos[i].path)]
+    for group in companion_groups({i: photos[i].path for i in ids}) if raws else []:
         lead = min(group, key=lambda i: (is_raw(photos[i].path), -len(photos[i].member.coverage), i))
         manual = next((photos[i].member.manual for i in group if photos[i].member.manual == "reject"), None) or next(
             (photos[i].member.manual for i in group if photos[i].member.manual), None
@@ -305,7 +306,8 @@ def _select_moment(
         return ha is not None and hb is not None and (ha ^ hb).bit_count() <= album.hash_distance
 
     candidates = [
-        SetCandidate(i, photos[i].path, photos[i].taken_at, photos[i].exif, photos[i].width, photos[i].height) for i in units
+        SetCandidate(i, photos[i].path, photos[i].taken_at, photos[i].exif, photos[i].width, photos[i].height, photos[i].dhash)
+        for i in units
     ]
     groups: list[tuple[str, list[int]]] = [("bracket", g) for g in find_brackets(candidates, album.bracket_seconds)]
     in_set = {i for _, g in groups for i in g}

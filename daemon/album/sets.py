@@ -39,6 +39,7 @@ class SetCandidate:
     exif: dict[str, Any]
     width: int | None = None
     height: int | None = None
+    fingerprint: str | None = None  # changes when the file does (its perceptual hash)
 
 
 def parse_exif(text: str | None) -> dict[str, Any]:
@@ -135,6 +136,12 @@ def is_panorama_pair(a: np.ndarray, b: np.ndarray) -> bool:
     return response >= PANORAMA_MIN_RESPONSE and PANORAMA_MIN_SHIFT <= shift <= PANORAMA_MAX_SHIFT
 
 
+#: verdicts of frame pairs already compared, so a daemon re-picking a moment
+#: does not decode the same files again: (path a, hash a, path b, hash b) -> panorama?
+_PAIR_VERDICTS: dict[tuple[str, str | None, str, str | None], bool] = {}
+_PAIR_VERDICTS_MAX = 200_000
+
+
 def find_panoramas(
     photos: Sequence[SetCandidate],
     seconds: float,
@@ -165,8 +172,16 @@ def find_panoramas(
             and (prev.width, prev.height) == (nxt.width, nxt.height)
             and not linked(prev.id, nxt.id)
         ):
-            a, b = image(prev), image(nxt)
-            joined = a is not None and b is not None and is_panorama_pair(a, b)
+            key = (prev.path, prev.fingerprint, nxt.path, nxt.fingerprint)
+            cached = _PAIR_VERDICTS.get(key) if preview is _preview else None
+            if cached is None:
+                a, b = image(prev), image(nxt)
+                cached = a is not None and b is not None and is_panorama_pair(a, b)
+                if preview is _preview and a is not None and b is not None:
+                    if len(_PAIR_VERDICTS) >= _PAIR_VERDICTS_MAX:
+                        _PAIR_VERDICTS.clear()
+                    _PAIR_VERDICTS[key] = cached
+            joined = cached
         if joined:
             if not current:
                 current = [prev.id]
