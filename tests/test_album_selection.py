@@ -237,3 +237,27 @@ def test_album_size_policy_keeps_the_best_clusters_and_pins(writer: StoreWriter,
     assert len(chosen) == expected
     assert ids[0] in chosen and ids[5] in chosen  # the pin stays, the best cluster stays
     assert ids[1] not in chosen
+
+
+class BrokenComparator:
+    name = "broken"
+
+    def compare(self, a: Path, b: Path) -> tuple[int, float]:
+        raise RuntimeError("model crashed")
+
+
+def test_a_failing_comparator_falls_back_to_the_composite_and_says_why(writer: StoreWriter) -> None:
+    top, _ = _near_tie(writer)
+    run_selection(writer, config(), comparator=BrokenComparator())
+    reason = picks(writer)[top]["reason"]
+    assert reason["decided_by"] == "composite"
+    assert reason["tiebreak"]["error"] == "RuntimeError: model crashed"
+
+
+def test_a_failed_run_is_recorded_with_its_error(writer: StoreWriter) -> None:
+    add(writer, SyntheticPhoto("/p/e/1.jpg", T0, {"aesthetic": 0.5}, "0000000000000001"))
+    writer.call(lambda db: db.conn.execute("DROP TABLE album_candidates"))
+    with pytest.raises(Exception, match="album_candidates"):
+        run_selection(writer, config())
+    row = writer.db.conn.execute("SELECT trigger, finished IS NOT NULL, error FROM selection_runs").fetchone()
+    assert row[:2] == ("cli", 1) and "album_candidates" in row[2]

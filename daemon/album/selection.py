@@ -42,13 +42,17 @@ def run_selection(
 
         detect_hand_edits(writer, config)
     started = time.time()
-    reader = open_db(writer.path, readonly=True)
     try:
-        writer.flush()  # see everything submitted before this run
-        plan = make_plan(reader.conn, config, comparator=comparator, started=started, full=full)
-    finally:
-        reader.conn.close()
-    result = writer.call(lambda db: apply_plan(db, plan, config.album, trigger), timeout=300)
+        reader = open_db(writer.path, readonly=True)
+        try:
+            writer.flush()  # see everything submitted before this run
+            plan = make_plan(reader.conn, config, comparator=comparator, started=started, full=full)
+        finally:
+            reader.conn.close()
+        result = writer.call(lambda db: apply_plan(db, plan, config.album, trigger), timeout=300)
+    except Exception as exc:
+        _record_failure(writer, trigger, started, exc)
+        raise
     log.info(
         "selection run %d (%s, %s): %d photos, %d/%d moments recomputed, %d picks (+%d -%d) in %.2f s",
         result.run_id, trigger, result.mode, result.photos, result.moments_recomputed, result.moments,
@@ -66,3 +70,14 @@ def run_selection(
             log.info("%d sidecars carry a rating set by hand; re-picking their moments", found)
             return run_selection(writer, config, comparator=comparator, trigger=trigger, export=True)
     return result
+
+
+def _record_failure(writer: StoreWriter, trigger: str, started: float, exc: BaseException) -> None:
+    """Leave a failed run in selection_runs so the dashboard shows what went wrong."""
+    text = f"{type(exc).__name__}: {exc}"
+    log.error("selection run (%s) failed: %s", trigger, text)
+    try:
+        writer.call(lambda db: db.conn.execute(
+            "INSERT INTO selection_runs (trigger, started, finished, error) VALUES (?, ?, ?, ?)", (trigger, started, time.time(), text)))
+    except Exception as again:  # the database itself is the problem; the caller gets the first error
+        log.error("could not record the failed selection run: %s", again)
