@@ -148,3 +148,23 @@ def test_a_stale_heartbeat_means_no_daemon(db_path: Path, library: dict[str, int
     with StoreWriter(db_path) as writer:
         writer.call(lambda db: db.conn.execute("INSERT INTO daemon (id, pid, state, heartbeat) VALUES (1, ?, 'ready', ?)", (os.getpid(), time.time() - 600)))
     assert not album_cli.daemon_alive(db_path)
+
+
+def test_install_adds_the_periodic_job_to_the_scheduler(db_path: Path, library: dict[str, int]) -> None:
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from daemon.album.service_hooks import JOB_ID
+
+    writer = StoreWriter(db_path)
+    try:
+        service = FakeService(writer, Config())
+        service.scheduler = BackgroundScheduler()
+        hooks = install(service)
+        job = service.scheduler.get_job(JOB_ID)
+        assert job is not None and job.trigger.interval.total_seconds() == 600  # reselect_minutes: 10
+        job.func()  # what the scheduler runs every ten minutes
+        assert hooks.runs == 1
+        assert writer.call(lambda db: db.conn.execute("SELECT trigger FROM selection_runs").fetchall()) == [("schedule",)]
+        assert service.committed == [hooks.on_committed]
+    finally:
+        writer.close()

@@ -261,3 +261,20 @@ def test_a_failed_run_is_recorded_with_its_error(writer: StoreWriter) -> None:
         run_selection(writer, config())
     row = writer.db.conn.execute("SELECT trigger, finished IS NOT NULL, error FROM selection_runs").fetchone()
     assert row[:2] == ("cli", 1) and "album_candidates" in row[2]
+
+
+def test_embeddings_join_lookalikes_the_hash_keeps_apart(writer: StoreWriter) -> None:
+    import numpy as np
+
+    a = add(writer, SyntheticPhoto("/p/v/1.jpg", T0, {"aesthetic": 0.7}, "0000000000000000"))
+    b = add(writer, SyntheticPhoto("/p/v/2.jpg", T0 + 1, {"aesthetic": 0.6}, "ffffffffffffffff"))
+    c = add(writer, SyntheticPhoto("/p/v/3.jpg", T0 + 2, {"aesthetic": 0.5}, "00000000ffffffff"))
+    vectors = {a: [1.0, 0.0, 0.1], b: [0.98, 0.02, 0.12], c: [0.0, 1.0, 0.0]}
+    writer.call(lambda db: db.conn.executemany(
+        "INSERT INTO embeddings (image_id, model, dim, vector) VALUES (?, 'clip', 3, ?)",
+        [(i, np.asarray(v, dtype="<f4").tobytes()) for i, v in vectors.items()]))
+    run_selection(writer, config())
+    clusters = dict(writer.db.conn.execute("SELECT id, cluster FROM images").fetchall())
+    assert clusters[a] == clusters[b] == a  # cosine 0.999: one scene
+    assert clusters[c] == c  # hash 32 bits away and a different embedding
+    assert set(picks(writer)) == {a, c}
