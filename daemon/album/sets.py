@@ -14,7 +14,6 @@ import json
 import logging
 from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
