@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+import time
 from pathlib import Path
 
 import pytest
@@ -29,8 +30,8 @@ def config(**album: object) -> Config:
     return Config(album=dataclasses.replace(AlbumConfig(), **album))  # type: ignore[arg-type]
 
 
-def add(writer: StoreWriter, photo: SyntheticPhoto) -> int:
-    return writer.call(lambda db: insert_photo(db, photo))
+def add(writer: StoreWriter, photo: SyntheticPhoto, now: float | None = None) -> int:
+    return writer.call(lambda db: insert_photo(db, photo, now=now))
 
 
 def picks(writer: StoreWriter) -> dict[int, dict]:
@@ -38,7 +39,9 @@ def picks(writer: StoreWriter) -> dict[int, dict]:
     return {r[0]: {"moment": r[1], "cluster": r[2], "rank": r[3], "composite": r[4], "reason": json.loads(r[5])} for r in rows}
 
 
-def burst(writer: StoreWriter, folder: str, start: float, base: int, scores: list[float], rng: random.Random, name: str) -> list[int]:
+def burst(
+    writer: StoreWriter, folder: str, start: float, base: int, scores: list[float], rng: random.Random, name: str, now: float | None = None
+) -> list[int]:
     """A burst: frames 0.5 s apart with hashes a few bits from ``base`` and the given aesthetic scores."""
     return [
         add(
@@ -49,6 +52,7 @@ def burst(writer: StoreWriter, folder: str, start: float, base: int, scores: lis
                 groups={"aesthetic": s, "technical": s},
                 dhash=f"{flip_bits(base, rng.randint(0, 5), rng):016x}",
             ),
+            now,
         )
         for i, s in enumerate(scores)
     ]
@@ -193,8 +197,9 @@ def test_raw_and_jpeg_of_the_same_name_are_one_photo(writer: StoreWriter) -> Non
 
 def test_incremental_run_recomputes_only_touched_moments_and_records_changes(writer: StoreWriter) -> None:
     rng = random.Random(3)
+    an_hour_ago = time.time() - 3600  # scored well before the first run
     for m in range(5):
-        burst(writer, "/p/i", T0 + 3600 * m, rng.getrandbits(64), [0.5, 0.6, 0.4], rng, f"m{m}")
+        burst(writer, "/p/i", T0 + 3600 * m, rng.getrandbits(64), [0.5, 0.6, 0.4], rng, f"m{m}", now=an_hour_ago)
     first = run_selection(writer, config())
     assert (first.mode, first.moments, first.moments_recomputed, len(first.added)) == ("full", 5, 5, 5)
     quiet = run_selection(writer, config())
@@ -278,3 +283,14 @@ def test_embeddings_join_lookalikes_the_hash_keeps_apart(writer: StoreWriter) ->
     assert clusters[a] == clusters[b] == a  # cosine 0.999: one scene
     assert clusters[c] == c  # hash 32 bits away and a different embedding
     assert set(picks(writer)) == {a, c}
+
+
+def test_a_row_stamped_before_the_last_run_but_committed_after_is_not_missed(writer: StoreWriter) -> None:
+    h = "5555555555555555"
+    first = add(writer, SyntheticPhoto("/p/late/1.jpg", T0, {"aesthetic": 0.5}, h), now=time.time() - 3600)
+    run = run_selection(writer, config())
+    started = writer.db.conn.execute("SELECT started FROM selection_runs WHERE id = ?", (run.run_id,)).fetchone()[0]
+    late = add(writer, SyntheticPhoto("/p/late/2.jpg", T0 + 1, {"aesthetic": 0.9}, h), now=started - 5)
+    result = run_selection(writer, config())
+    assert result.mode == "incremental"
+    assert (result.added, result.removed) == ((late,), (first,))

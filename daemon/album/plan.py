@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 #: (a near-duplicate is taken seconds, not hours, from its twin)
 CLUSTER_CHUNK = 1500
 FLOOR_SCORERS = ("eyes_open", "sharpness")
+#: an incremental run also re-examines rows changed this long before the last
+#: run started (their ``updated_at`` is stamped before their commit lands)
+CHANGE_MARGIN_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,8 @@ def make_plan(
     if full or last is None or last[1] != settings:
         mode, since = "full", None
     else:
-        mode, since = "incremental", float(last[0])
+        # a row stamped just before the last run started may have committed after it read
+        mode, since = "incremental", float(last[0]) - CHANGE_MARGIN_SECONDS
     plan = Plan(mode=mode, settings=settings, started=started)
 
     gap = config.album.moment_gap_seconds
