@@ -181,3 +181,17 @@ def test_album_folder_inside_a_watched_folder_is_refused_unless_ignored(photo_di
     with pytest.raises(ConfigError, match="export.folder.*inside the watched folder"):
         check_export_folder(config)
     assert check_export_folder(Config(photos=(PhotoFolder(photo_dir),), ignore_patterns=("album",), export=ExportConfig(folder=inside))) == inside.resolve()
+
+
+def test_raw_and_jpeg_share_one_lightroom_sidecar_and_both_get_links(writer: StoreWriter, photo_dir: Path, tmp_path: Path, read_xmp) -> None:
+    for name, groups in (("IMG_1.JPG", {"aesthetic": 0.7}), ("IMG_1.CR2", {})):
+        (photo_dir / name).write_bytes(b"x")
+        writer.call(lambda db, n=name, g=groups: insert_photo(db, SyntheticPhoto(str(photo_dir / n), T0, g, "00ff00ff00ff00ff" if g else None)))
+    album = tmp_path / "album"
+    config = Config(export=ExportConfig(folder=album, xmp=True, xmp_naming="replace_extension"))
+    for _ in range(2):
+        run_selection(writer, config, full=True)
+        assert (read_xmp(photo_dir / "IMG_1.xmp")["Rating"], read_xmp(photo_dir / "IMG_1.xmp")["Label"]) == (4, "Pick")
+        assert writer.db.conn.execute("SELECT count(*) FROM xmp_written WHERE hand_rating IS NOT NULL").fetchone()[0] == 0
+    assert sorted(p.name for p in album.iterdir()) == ["IMG_1.CR2", "IMG_1.JPG"]
+    assert writer.db.conn.execute("SELECT count(*) FROM manual_choices").fetchone()[0] == 0

@@ -217,6 +217,7 @@ def export_album(writer: StoreWriter, config: Config, moments: set[int] | None) 
     for row in photos:
         by_base.setdefault((os.path.splitext(row[1])[0], row[2], row[3]), []).append(row)
     records: list[tuple[str, int, int | None, str | None, float, int]] = []
+    seen: set[str] = set()  # IMG_1.CR2 and IMG_1.JPG share IMG_1.xmp under replace_extension
     for group in by_base.values():
         # RAW+JPEG: every file of the photo carries the state of the one that was scored and picked
         picked = any(r[6] for r in group)
@@ -227,6 +228,9 @@ def export_album(writer: StoreWriter, config: Config, moments: set[int] | None) 
         for row in group:
             for sidecar in sidecar_paths(row[1], config.export.xmp_naming):
                 key = str(sidecar)
+                if key in seen:
+                    continue
+                seen.add(key)
                 before = written.get(key)
                 if before is not None and before[2] is not None:
                     continue  # a person set this rating; it wins
