@@ -193,8 +193,11 @@ def _decode_pil(path: Path, size: int) -> Decoded:
             if min(width, height) < MIN_EDGE:
                 raise ImageRejected(path, f"too small to be a photo ({im.size[0]}x{im.size[1]} px)")
             if fmt == "JPEG":
-                # DCT scaling: libjpeg decodes at 1/2, 1/4 or 1/8 while staying >= the requested size
-                im.draft("RGB", (size, size))
+                # DCT scaling: libjpeg decodes at 1/2, 1/4 or 1/8 while staying >= the requested
+                # size. Asking for 3/4 of it lets a 4000 px photo take the 1/4 path (1000 px, ~4x
+                # cheaper than 1/2 then a resize) at a cost of at most a quarter of the long edge.
+                want = size * 3 / 4 / max(im.size)
+                im.draft("RGB", (max(1, int(im.size[0] * want)), max(1, int(im.size[1] * want))))
             im.load()
             rgb = _to_rgb(im)
             meta = _meta(exif, width, height, fmt)
