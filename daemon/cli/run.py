@@ -1,0 +1,146 @@
+"""`keepers run`: score the photo folders, once (`--once`) or as the watching daemon."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import threading
+import time
+from typing import Any
+
+from .. import paths
+from ..config import Config
+from ..errors import ConfigError
+from .common import add_config_args, config_from_args, fail
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="score the photo folders (watching them, or once with --once)",
+        description=(
+            "Score every photo in the configured folders into the database. Without --once keepers keeps "
+            "running: it watches the folders, scores new photos as they arrive and re-picks the album."
+        ),
+    )
+    add_config_args(parser, photos=True)
+    parser.add_argument("--once", action="store_true", help="scan, score what is new or changed, print a summary and exit")
+    parser.add_argument("--tui", action="store_true", help="show the dashboard in front of the daemon (quitting it stops the daemon)")
+    parser.add_argument("--offline", action="store_true", help="use cached models only; make no network call")
+    parser.add_argument(
+        "--demo-if-missing", action="store_true",
+        help="when no --photos is given and the photo folder does not exist, write the demo set and use it",
+    )
+    parser.set_defaults(func=run)
+
+
+def resolve_config(args: argparse.Namespace) -> Config:
+    """The config for this run; with --demo-if-missing a missing default folder becomes the demo set."""
+    try:
+        return config_from_args(args, check_folders=True)
+    except ConfigError:
+        if not (getattr(args, "demo_if_missing", False) and not getattr(args, "photos", None)):
+            raise
+        config = config_from_args(args, check_folders=False)
+        missing = [str(f.path) for f in config.photos if not f.path.is_dir()]
+        from ..imaging.demo import write_demo_set
+
+        folder = paths.demo_dir()
+        written = write_demo_set(folder)
+        print(
+            f"keepers: photo folder {', '.join(missing) or '(none configured)'} does not exist; "
+            f"using the demo set in {folder} ({len(written)} photos). Point `photos` in your config "
+            f"at your pictures, or use --photos DIR.",
+            file=sys.stderr,
+        )
+        args.photos = [folder]
+        return config_from_args(args, check_folders=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    if getattr(args, "tui", False):
+        return _run_with_dashboard(args)
+    config = resolve_config(args)
+    if not args.once:
+        try:
+            from ..service import serve
+        except ImportError:
+            log.warning("live watching is not available in this build; scoring the folders once instead")
+        else:
+            return int(serve(config, args) or 0)
+    return run_once(config, progress=sys.stderr.isatty())
+
+
+def _run_with_dashboard(args: argparse.Namespace) -> int:
+    from tui.launch import daemon_argv, run_with_daemon
+
+    config = config_from_args(args, check_folders=False)
+    db_path = config.database_path
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    return run_with_daemon(daemon_argv(args, db_path), db_path)
+
+
+def run_once(config: Config, *, progress: bool = False, out: Any = None) -> int:
+    """Scan every folder, score what is new or changed, wait for it, print a summary."""
+    from ..scoring.pipeline import Pipeline
+    from ..scoring.scan import scan_folders
+    from ..store.writer import StoreWriter
+
+    out = out or sys.stdout
+    config.database_path.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with StoreWriter(config.database_path) as writer:
+        pipeline = Pipeline(config, writer)
+        bar = _ScoreBar(pipeline) if progress else None
+        pipeline.start()
+        try:
+            summary = scan_folders(config, writer, pipeline, progress=progress)
+            if bar is not None:
+                bar.start(summary.queued)
+            pipeline.drain()
+        finally:
+            pipeline.stop(drain=True, timeout=30)
+            if bar is not None:
+                bar.close()
+        writer.flush()
+    seconds = time.monotonic() - started
+    scored = pipeline.scored_total
+    rate = scored / seconds if seconds > 0 else 0.0
+    print(
+        f"found {summary.found}, new {summary.new}, changed {summary.changed}, unchanged {summary.unchanged}, "
+        f"deleted {summary.deleted}, errors {summary.errors + pipeline.errors_total}; "
+        f"scored {scored} in {seconds:.1f} s ({rate:.1f} photos/s) into {config.database_path}",
+        file=out,
+    )
+    for root in summary.skipped_roots:
+        print(f"warning: {root} looks unmounted or empty; nothing in it was marked deleted", file=out)
+    return 0
+
+
+class _ScoreBar:
+    """A tqdm bar over photos committed, fed by the pipeline's on_committed hook."""
+
+    def __init__(self, pipeline: Any):
+        from tqdm import tqdm
+
+        self._lock = threading.Lock()
+        self._bar = tqdm(desc="scoring", unit=" photos", total=0, leave=False)
+        pipeline.on_committed(self._advance)
+
+    def start(self, total: int) -> None:
+        with self._lock:
+            self._bar.total = total
+            self._bar.refresh()
+
+    def _advance(self, ids: list[int]) -> None:
+        with self._lock:
+            self._bar.update(len(ids))
+
+    def close(self) -> None:
+        self._bar.close()
+
+
+__all__ = ["register", "run", "run_once", "resolve_config"]

@@ -1,0 +1,302 @@
+"""The scoring pipeline: a bounded queue, worker threads, one writer.
+
+``submit(path, root)`` queues a file (blocking while the queue is full, so a
+burst of thousands of photos never grows memory). Each worker decodes the
+photo once at the configured size, hashes it, runs every scorer on the same
+pixels and hands the row and all its scores to the store writer as one piece
+of work: a photo is committed whole or not at all. Per-stage timings are
+aggregated and written to ``telemetry`` every few seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from ..errors import ImageRejected
+from ..imaging.decode import decode_image
+from ..imaging.hashing import content_hash, dhash
+from .record import FileStat, is_utf8_name, mark_deleted, path_key, record_error, record_result, record_telemetry
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..store.writer import StoreWriter
+    from .base import Score, Scorer
+
+log = logging.getLogger(__name__)
+
+TELEMETRY_SECONDS = 5.0
+_STOP = object()
+
+
+class StageTimes:
+    """Thread-safe per-stage counters: count, total and max seconds."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stages: dict[str, list[float]] = {}
+
+    def add(self, stage: str, seconds: float) -> None:
+        with self._lock:
+            entry = self._stages.setdefault(stage, [0, 0.0, 0.0])
+            entry[0] += 1
+            entry[1] += seconds
+            entry[2] = max(entry[2], seconds)
+
+    def take(self) -> dict[str, tuple[int, float, float]]:
+        with self._lock:
+            out = {k: (int(v[0]), v[1], v[2]) for k, v in self._stages.items()}
+            self._stages.clear()
+        return out
+
+
+class Pipeline:
+    """Scores files handed to :meth:`submit` with every scorer, on ``config.worker_count`` threads."""
+
+    def __init__(self, config: "Config", writer: "StoreWriter", scorers: Sequence["Scorer"] | None = None):
+        if scorers is None:
+            from .builtin import builtin_scorers
+
+            scorers = builtin_scorers(config)
+        self.config = config
+        self.writer = writer
+        self.weights = config.weights.as_dict()
+        self._scorers: tuple[Any, ...] = tuple(scorers)
+        self._scorers_lock = threading.Lock()
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(1, config.queue_size))
+        self._workers: list[threading.Thread] = []
+        self._callbacks: list[Callable[[list[int]], None]] = []
+        self._cond = threading.Condition()
+        self._unfinished = 0  # submitted and not yet committed (or failed)
+        self._queued: set[str] = set()  # paths waiting in the queue (events for them coalesce)
+        self._stopping = False
+        self._started = False
+        self.times = StageTimes()
+        self.scored_total = 0
+        self.errors_total = 0
+        self._last_telemetry = time.monotonic()
+
+    # -- scorers --------------------------------------------------------------------------
+
+    @property
+    def scorers(self) -> tuple[Any, ...]:
+        return self._scorers
+
+    def add_scorer(self, scorer: "Scorer") -> None:
+        """Add (or replace, by name) a scorer; photos taken from the queue after this use it."""
+        with self._scorers_lock:
+            self._scorers = tuple(s for s in self._scorers if s.name != scorer.name) + (scorer,)
+        log.info("scorer %s (%s) joined the pipeline", scorer.name, scorer.task)
+
+    def remove_scorer(self, name: str) -> None:
+        with self._scorers_lock:
+            self._scorers = tuple(s for s in self._scorers if s.name != name)
+
+    def on_committed(self, callback: Callable[[list[int]], None]) -> None:
+        """Call ``callback(image_ids)`` after scored photos commit (from the writer's thread)."""
+        self._callbacks.append(callback)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> "Pipeline":
+        if self._started:
+            return self
+        self._started = True
+        self.writer.start()
+        for i in range(self.config.worker_count):
+            t = threading.Thread(target=self._work, name=f"score-{i}", daemon=True)
+            t.start()
+            self._workers.append(t)
+        return self
+
+    def submit(self, path: Path | str, root: Path | str) -> bool:
+        """Queue a file for scoring; blocks while the queue is full. Returns False when
+        the same path is already waiting (the queued entry will read the newest content)."""
+        if self._stopping:
+            raise RuntimeError("the pipeline is stopping; no new work is taken")
+        key = str(path)
+        with self._cond:
+            if key in self._queued:
+                return False
+            self._queued.add(key)
+            self._unfinished += 1
+        self._queue.put((Path(path), Path(root)))
+        return True
+
+    def queue_depth(self) -> int:
+        """Photos submitted and not yet committed."""
+        with self._cond:
+            return self._unfinished
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Wait until every submitted photo is committed; True when it got there in time."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while self._unfinished:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._cond.wait(remaining if remaining is None else min(remaining, 1.0))
+        self.flush_telemetry()
+        return True
+
+    def stop(self, *, drain: bool = True, timeout: float = 10.0) -> None:
+        """Stop taking work. With ``drain``, finish the queue first (up to ``timeout``);
+        without, queued photos are dropped (the next catch-up scan finds them again)."""
+        deadline = time.monotonic() + timeout
+        if drain:
+            self.drain(timeout)
+        self._stopping = True
+        dropped = 0
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not _STOP:
+                dropped += 1
+                self._finish(str(item[0]))
+        if dropped:
+            log.info("stopping: %d queued photo(s) left for the next start's catch-up scan", dropped)
+        for _ in self._workers:
+            self._queue.put(_STOP)
+        for t in self._workers:
+            t.join(max(0.1, deadline - time.monotonic()))
+        self.flush_telemetry()
+
+    # -- the workers ----------------------------------------------------------------------
+
+    def _finish(self, key: str, committed: int | None = None) -> None:
+        with self._cond:
+            self._queued.discard(key)
+            self._unfinished -= 1
+            if committed is not None:
+                self.scored_total += 1
+            self._cond.notify_all()
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            path, root = item
+            with self._cond:
+                self._queued.discard(str(path))  # from now on a new event queues a new pass
+            try:
+                self._score_one(path, root)
+            except Exception:  # noqa: BLE001 - a bug on one photo must not kill the worker
+                log.exception("scoring %s failed unexpectedly", path)
+                self._commit_error(path, root, None, "internal error while scoring; see the log")
+            if time.monotonic() - self._last_telemetry > TELEMETRY_SECONDS:
+                self.flush_telemetry()
+
+    def _score_one(self, path: Path, root: Path) -> None:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            if os.path.islink(path):
+                self._commit_error(path, root, None, f"broken symbolic link (points to {os.readlink(path)!r})")
+            else:
+                self._commit_gone(path)
+            return
+        except OSError as exc:
+            self._commit_error(path, root, None, _os_reason(exc))
+            return
+        stat = FileStat.of(st)
+        if not is_utf8_name(path):
+            self._commit_error(path, root, stat, "the file name is not valid UTF-8; rename the file to have it scored")
+            return
+        t0 = time.perf_counter()
+        try:
+            decoded = decode_image(path, size=self.config.decode_size)
+        except ImageRejected as exc:
+            if "disappeared" in exc.reason:
+                self._commit_gone(path)
+            else:
+                self._commit_error(path, root, stat, exc.reason)
+            return
+        t1 = time.perf_counter()
+        self.times.add("decode", t1 - t0)
+        phash = dhash(decoded)
+        try:
+            chash = content_hash(path)
+        except OSError:
+            chash = None
+        self.times.add("hash", time.perf_counter() - t1)
+        scores: list["Score"] = []
+        failures: dict[str, str] = {}
+        for scorer in self._scorers:
+            t = time.perf_counter()
+            try:
+                scores.extend(scorer.score(decoded))
+            except Exception as exc:  # noqa: BLE001 - one scorer failing must not lose the others' work
+                log.warning("scorer %s failed on %s: %s", scorer.name, path, exc)
+                failures[scorer.name] = f"{type(exc).__name__}: {exc}"
+            self.times.add(scorer.name, time.perf_counter() - t)
+        weights = self.weights
+        meta = decoded.meta
+
+        def work(db: Any) -> int:
+            t = time.perf_counter()
+            image_id = record_result(db, path=path, root=root, stat=stat, meta=meta, dhash=phash, content_hash=chash,
+                                     scores=scores, weights=weights, scorer_errors=failures)
+            self.times.add("write", time.perf_counter() - t)
+            return image_id
+
+        self._commit(path, work, scored=True)
+
+    def _commit(self, path: Path, work: Callable[[Any], Any], *, scored: bool) -> None:
+        key = str(path)
+        try:
+            future = self.writer.submit(work)
+        except Exception:
+            self._finish(key)
+            raise
+
+        def done(fut: Any) -> None:
+            exc = fut.exception()
+            if exc is not None:
+                log.error("could not store %s: %s", path, exc)
+                self._finish(key)
+                return
+            image_id = fut.result()
+            self._finish(key, image_id if scored else None)
+            if scored and image_id is not None:
+                for callback in list(self._callbacks):
+                    try:
+                        callback([image_id])
+                    except Exception:  # noqa: BLE001 - a listener's bug must not stall the pipeline
+                        log.exception("on_committed listener failed")
+
+        future.add_done_callback(done)
+
+    def _commit_error(self, path: Path, root: Path, stat: FileStat | None, reason: str) -> None:
+        log.warning("cannot score %s: %s", path_key(path), reason)
+        with self._cond:
+            self.errors_total += 1
+        self._commit(path, lambda db: record_error(db, path=path, root=root, stat=stat, reason=reason), scored=False)
+
+    def _commit_gone(self, path: Path) -> None:
+        log.info("%s disappeared before it was scored", path_key(path))
+        self._commit(path, lambda db: mark_deleted(db, [path]), scored=False)
+
+    def flush_telemetry(self) -> None:
+        self._last_telemetry = time.monotonic()
+        stages = self.times.take()
+        if stages and not getattr(self.writer, "_closed", False):
+            self.writer.submit(lambda db: record_telemetry(db, stages))
+
+
+def _os_reason(exc: OSError) -> str:
+    import errno
+
+    if exc.errno == errno.ELOOP:
+        return "symbolic link loop: the link points (eventually) to itself"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied: keepers cannot read this file"
+    return f"cannot read: {exc.strerror or exc}"
