@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins: list[str] = ["fixtures_tui", "fixtures_models", "fakehubs.fixtures"]
+pytest_plugins: list[str] = ["fixtures_tui", "fixtures_models", "fakehubs.fixtures", "fixtures_photos"]
 
 
 @pytest.fixture(autouse=True)
