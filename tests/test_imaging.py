@@ -1,0 +1,101 @@
+"""Decoding: small and oriented, EXIF facts, HEIC, RAW, and the fingerprints."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFilter
+
+from daemon.errors import ImageRejected
+from daemon.imaging.decode import Decoded, decode_image
+from daemon.imaging.hashing import content_hash, dhash, hamming
+from fixtures_photos import exif_for, save_jpeg, scene
+
+
+def test_a_12mp_jpeg_decodes_small_through_dct_scaling(tmp_path: Path) -> None:
+    path = save_jpeg(scene("coffee", (4000, 3000)), tmp_path / "big.jpg")
+    d = decode_image(path, size=1024)
+    assert max(d.rgb.shape[:2]) <= 1024 and max(d.rgb.shape[:2]) >= 768
+    assert d.rgb.dtype == np.uint8 and d.rgb.shape[2] == 3
+    assert (d.meta.width, d.meta.height, d.meta.format) == (4000, 3000, "JPEG")
+
+
+@pytest.mark.parametrize("orientation,expected_shape", [(1, (150, 300)), (3, (150, 300)), (6, (300, 150)), (8, (300, 150))])
+def test_exif_orientation_is_applied(tmp_path: Path, orientation: int, expected_shape: tuple[int, int]) -> None:
+    # left half dark, right half bright: after rotating, where the bright half lands tells the rotation
+    pixels = np.zeros((150, 300, 3), np.uint8)
+    pixels[:, 150:] = 255
+    path = save_jpeg(Image.fromarray(pixels), tmp_path / f"o{orientation}.jpg", exif=exif_for(orientation=orientation))
+    d = decode_image(path)
+    assert d.rgb.shape[:2] == expected_shape
+    assert (d.meta.width, d.meta.height) == (expected_shape[1], expected_shape[0])
+    grey = d.grey().astype(float)
+    bright_half = {1: grey[:, 150:], 3: grey[:, :150], 6: grey[150:, :], 8: grey[:150, :]}[orientation]
+    assert bright_half.mean() > 200 and grey.mean() < 160
+
+
+def test_capture_time_camera_and_exposure_bias_come_from_exif(tmp_path: Path) -> None:
+    taken = datetime(2024, 5, 1, 10, 0, 0)
+    path = save_jpeg(scene("chelsea", (300, 200)), tmp_path / "e.jpg",
+                     exif=exif_for(taken, make="Canon", model="Canon EOS R5", bias=-1.0, offset="+02:00"))
+    d = decode_image(path)
+    assert d.meta.taken_at == datetime(2024, 5, 1, 8, 0, 0, tzinfo=timezone.utc).timestamp()
+    assert d.meta.camera == "Canon EOS R5"
+    assert d.meta.exif["ExposureBiasValue"] == -1.0
+
+
+def test_a_photo_without_exif_has_no_capture_time(tmp_path: Path) -> None:
+    path = tmp_path / "plain.png"
+    scene("rocket", (200, 120)).save(path)
+    d = decode_image(path)
+    assert d.meta.taken_at is None and d.meta.camera is None and d.meta.format == "PNG"
+
+
+def test_heic_decodes_through_pillow_heif(tmp_path: Path) -> None:
+    pillow_heif = pytest.importorskip("pillow_heif")
+    if not pillow_heif.libheif_info().get("HEIF", True):
+        pytest.skip("this libheif build has no HEVC encoder to write the test file")
+    pillow_heif.register_heif_opener()
+    path = tmp_path / "phone.heic"
+    scene("astronaut", (320, 320)).save(path, quality=80)
+    d = decode_image(path)
+    assert d.rgb.shape == (320, 320, 3) and d.meta.format == "HEIF"
+    assert abs(float(d.rgb.mean()) - float(np.asarray(scene("astronaut", (320, 320))).mean())) < 8
+
+
+def test_a_raw_file_that_is_not_raw_is_rejected_with_the_reason(tmp_path: Path) -> None:
+    pytest.importorskip("rawpy")
+    path = tmp_path / "IMG_0001.CR2"
+    path.write_bytes(b"II*\x00" + b"\x00" * 512)
+    with pytest.raises(ImageRejected, match="cannot decode RAW"):
+        decode_image(path)
+
+
+def test_raw_without_the_raw_extra_says_how_to_install_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "rawpy", None)  # as if rawpy were not installed
+    path = tmp_path / "IMG_0001.NEF"
+    path.write_bytes(b"\x00" * 64)
+    with pytest.raises(ImageRejected, match=r"pip install 'keepers\[raw\]'"):
+        decode_image(path)
+
+
+def test_dhash_keeps_a_burst_close_and_tells_scenes_apart(tmp_path: Path) -> None:
+    base = scene("coffee", (400, 300))
+    variants = [base, base.filter(ImageFilter.GaussianBlur(3)), Image.eval(base, lambda v: int(v * 0.6))]
+    hashes = [dhash(Decoded.from_array(np.asarray(v))) for v in variants]
+    other = dhash(Decoded.from_array(np.asarray(scene("rocket", (400, 300)))))
+    assert all(len(h) == 16 for h in hashes)
+    assert max(hamming(hashes[0], h) for h in hashes[1:]) <= 12
+    assert min(hamming(other, h) for h in hashes) >= 16
+
+
+def test_content_hash_follows_the_bytes_not_the_name(tmp_path: Path) -> None:
+    a = save_jpeg(scene("coffee", (100, 80)), tmp_path / "a.jpg")
+    b = tmp_path / "renamed.jpg"
+    b.write_bytes(a.read_bytes())
+    c = save_jpeg(scene("coffee", (100, 80)), tmp_path / "c.jpg", quality=50)
+    assert content_hash(a) == content_hash(b) != content_hash(c)
