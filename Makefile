@@ -30,7 +30,7 @@ $(VENV)/.installed-all: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.installed-core
 
 run: $(VENV)/.installed-core
-	$(BIN)/keepers run --demo-if-missing $(if $(PHOTOS),--photos "$(PHOTOS)")
+	$(BIN)/keepers run --tui --demo-if-missing $(if $(PHOTOS),--photos "$(PHOTOS)")
 
 test: $(VENV)/.installed-all
 	@# the XMP tests read sidecars back with exiftool; install it when we can (never fails the build)
