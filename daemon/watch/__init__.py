@@ -1,1 +1,1 @@
-"""watch"""
+"""Watching the photo folders: settle, coalesce, moves and deletes, network shares."""

@@ -1,0 +1,398 @@
+"""The daemon: builds the parts, starts them in order, serves until told to stop.
+
+Start-up order: store → writer → pipeline → model manager (loads in the
+background) → plugins (the album) → watchers → catch-up scan (in the
+background) → READY=1.
+SIGTERM/SIGINT: STOPPING=1, watchers off, the settle queue dropped (those files
+have no row yet, so the next catch-up scan finds them), the pipeline drained
+for up to ``DRAIN_SECONDS``, everything committed, exit 0. SIGHUP reloads the
+config (folders, ignore patterns, settle window, rescan interval).
+
+Other parts extend the daemon without the daemon importing them by name
+twice: :data:`PLUGINS` lists ``module:function`` entries called with the
+:class:`Service` during start-up (after the pipeline and models, before the
+scan); they may add scheduler jobs, command handlers (:meth:`Service.register_command`)
+and ``startup_hooks``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable
+
+from .. import __version__
+from ..config import Config
+from ..scoring.scan import Matcher, scan_folders
+from ..store.db import open_db
+from ..watch.intake import Intake, relink_moved_while_away
+from ..watch.mounts import RAISE_WATCHES_HINT, inotify_limit
+from ..watch.settle import Settler
+from ..watch.watcher import EventRouter, FolderWatcher, attach_overflow_listener, detach_overflow_listener
+from .commands import CommandRegistry, poll_commands
+from .logstore import StoreLogHandler
+from .notify import Notifier, watchdog_interval
+
+log = logging.getLogger(__name__)
+
+#: ``module:function(service)`` called at start-up; add a part's entry here
+PLUGINS: list[str] = ["daemon.album.service_hooks:install"]
+HEARTBEAT_SECONDS = 2.0
+COMMAND_POLL_SECONDS = 1.0
+DRAIN_SECONDS = 6.0
+RESCAN_JOB_ID = "reconcile-scan"
+
+
+class _Stopped(Exception):
+    """The daemon is stopping: a scan in progress gives up (the next start scans again)."""
+
+
+class _ScanTarget:
+    """What scan_folders hands files to: the settler (a file modified moments ago waits)."""
+
+    def __init__(self, settler: Settler, stop: threading.Event):
+        self.settler = settler
+        self.stop = stop
+
+    def submit(self, path: Path, root: Path) -> bool:
+        if self.stop.is_set():
+            raise _Stopped()
+        return self.settler.offer(Path(path), Path(root))
+
+
+class Service:
+    """The running daemon's parts, for plugins: ``config``, ``writer``, ``pipeline``,
+    ``scheduler``, ``models`` (the ModelManager), ``hub``, ``register_command``,
+    ``startup_hooks`` (called with the service just before READY)."""
+
+    def __init__(self, config: Config, args: argparse.Namespace | None = None, *, notifier: Notifier | None = None):
+        self.config = config
+        self.args = args
+        self.notifier = notifier or Notifier()
+        self.commands = CommandRegistry()
+        self.startup_hooks: list[Callable[["Service"], None]] = []
+        self.writer: Any = None
+        self.pipeline: Any = None
+        self.scheduler: Any = None
+        self.hub: Any = None
+        self.models: Any = None
+        self.settler: Settler | None = None
+        self.intake: Intake | None = None
+        self.watcher: FolderWatcher | None = None
+        self.stop_event = threading.Event()
+        self.exit_code = 0
+        self.state = "starting"
+        self.started = time.time()
+        self._scans = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rescan")
+        self._scan_lock = threading.Lock()
+        self._rate: deque[tuple[float, int]] = deque(maxlen=64)
+        self._log_handler: StoreLogHandler | None = None
+        self._overflow: Any = None
+        self._reload = threading.Event()
+
+    # -- what plugins use -----------------------------------------------------------------
+
+    def register_command(self, kind: str, handler: Callable[[str | None], Any]) -> None:
+        self.commands.register(kind, handler)
+
+    def request_stop(self, code: int = 0) -> None:
+        self.exit_code = self.exit_code or code
+        self.stop_event.set()
+
+    # -- start-up -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        from ..scoring.pipeline import Pipeline
+        from ..store.writer import StoreWriter
+
+        config = self.config
+        config.database_path.parent.mkdir(parents=True, exist_ok=True)
+        open_db(config.database_path).conn.close()  # creates and migrates
+        self.writer = StoreWriter(config.database_path).start()
+        self._log_handler = StoreLogHandler(self.writer)
+        logging.getLogger().addHandler(self._log_handler)
+        self._heartbeat()
+        logging.getLogger("apscheduler.scheduler").setLevel(logging.WARNING)  # "Added job ..." on every start
+        self.scheduler = BackgroundScheduler(daemon=True)
+        self.scheduler.start()
+        self.pipeline = Pipeline(config, self.writer).start()
+        self._start_models()
+        self.intake = Intake(self.writer, self.pipeline)
+        self.settler = Settler(self.intake.submit, config.settle_seconds).start()
+        self.register_command("rescan", self._rescan_command)
+        for entry in PLUGINS:
+            module, _, func = entry.partition(":")
+            try:
+                getattr(importlib.import_module(module), func)(self)
+            except Exception:  # noqa: BLE001 - a part that cannot plug in must not stop scoring
+                log.exception("plugin %s could not be installed; the daemon runs without it", entry)
+        # watchers first, then the catch-up scan: a change during the scan is seen by
+        # both and coalesces, while the other order could miss one between the two
+        self._start_watching()
+        self._catch_up()
+        self._schedule_jobs()
+        for hook in list(self.startup_hooks):
+            try:
+                hook(self)
+            except Exception:  # noqa: BLE001
+                log.exception("start-up hook %r failed", hook)
+        self.state = "ready"
+        self._heartbeat()
+        self.notifier.ready(self.status_text())
+        log.info("keepers %s ready: watching %d folder(s), %d photo(s) queued", __version__,
+                 len(self.watcher.watched if self.watcher else ()), self.pipeline.queue_depth())
+
+    def _start_models(self) -> None:
+        try:
+            from ..hub import ModelHub
+            from ..scoring.preload import ModelManager
+        except ImportError as exc:  # pragma: no cover - part of the package
+            log.warning("learned models are not available in this build (%s); built-in scorers only", exc)
+            return
+        try:
+            self.hub = ModelHub(self.config, self.writer)
+        except Exception as exc:  # noqa: BLE001 - a broken catalog must not stop the built-in scorers
+            log.error("the model catalog could not be read (%s); scoring with the built-in scorers only", exc)
+            return
+
+        def strict_failure(summary: list[Any]) -> None:
+            failed = "; ".join(o.describe() for o in summary if o.state not in ("ready", "disabled"))
+            log.error("models.strict is set and not every enabled model loaded (%s); stopping", failed)
+            self.request_stop(3)
+
+        self.models = ModelManager(self.config, self.hub, self.writer, add_scorer=self.pipeline.add_scorer,
+                                   scheduler=self.scheduler, on_strict_failure=strict_failure)
+        self.models.start()
+        self.register_command("retry-model", self._retry_model)
+
+    def _retry_model(self, arg: str | None) -> dict[str, Any]:
+        futures = self.models.retry(arg or None)
+        return {"retrying": len(futures)}
+
+    def _catch_up(self) -> None:
+        """The catch-up scan runs in the background: READY does not wait for a large backlog
+        to be queued (the queue is bounded, so queuing 10 000 photos means scoring most of them)."""
+
+        def run() -> None:
+            try:
+                summary = self.scan(None, "start-up catch-up scan")
+            except _Stopped:
+                return
+            except Exception:  # noqa: BLE001 - the reconciliation scan tries again
+                log.exception("the catch-up scan failed; the reconciliation scan will try again")
+                return
+            log.info("catch-up scan: found %d, new %d, changed %d, unchanged %d, deleted %d",
+                     summary.found, summary.new, summary.changed, summary.unchanged, summary.deleted)
+
+        self._scans.submit(run)
+
+    def _start_watching(self) -> None:
+        matcher = Matcher(self.config)
+        roots = [Path(f.path) for f in self.config.photos]
+        router = EventRouter(roots, matcher, self.settler, self.writer, self._scan_folder_soon)
+        self.watcher = FolderWatcher(self.config.photos, self.config.watch_mode, router, self.request_rescan)
+        watched = self.watcher.start()
+        limit = inotify_limit()
+        needed = sum(w.directories for w in watched)
+        if limit is not None and needed > limit * 0.9:
+            log.warning("watching %d folders needs about %d inotify watches but fs.inotify.max_user_watches is %d; "
+                        "changes in some folders will be missed until the hourly rescan: %s",
+                        len(watched), needed, limit, RAISE_WATCHES_HINT)
+        if self._overflow is None:
+            self._overflow = attach_overflow_listener(self.watcher.rescan_event_roots)
+
+    def _schedule_jobs(self) -> None:
+        self.scheduler.add_job(self._heartbeat_job, "interval", seconds=HEARTBEAT_SECONDS, id="heartbeat",
+                               replace_existing=True, coalesce=True, max_instances=1)
+        self.scheduler.add_job(self._poll_commands, "interval", seconds=COMMAND_POLL_SECONDS, id="commands",
+                               replace_existing=True, coalesce=True, max_instances=1)
+        if self.config.rescan_minutes > 0:
+            self.scheduler.add_job(lambda: self.request_rescan(None, "reconciliation"), "interval",
+                                   minutes=self.config.rescan_minutes, id=RESCAN_JOB_ID, replace_existing=True,
+                                   coalesce=True, max_instances=1)
+        interval = watchdog_interval()
+        if interval:
+            self.scheduler.add_job(self.notifier.watchdog, "interval", seconds=interval, id="sd-watchdog",
+                                   replace_existing=True, coalesce=True, max_instances=1)
+            self.notifier.watchdog()
+
+    # -- scanning -------------------------------------------------------------------------
+
+    def scan(self, roots: list[Path] | None, reason: str) -> Any:
+        """Relink photos moved while unseen, then walk ``roots`` (default every folder) into the settler."""
+        roots = roots or [Path(f.path) for f in self.config.photos]
+        with self._scan_lock:
+            log.debug("scanning %s (%s)", ", ".join(map(str, roots)), reason)
+            relink_moved_while_away(self.writer, roots, Matcher(self.config))
+            return scan_folders(self.config, self.writer, _ScanTarget(self.settler, self.stop_event), roots=roots)  # type: ignore[arg-type]
+
+    def request_rescan(self, root: Path | None, reason: str = "requested") -> Any:
+        if self.stop_event.is_set():
+            return None
+        return self._scans.submit(self._scan_quietly, [root] if root else None, reason)
+
+    def _scan_quietly(self, roots: list[Path] | None, reason: str) -> None:
+        try:
+            self.scan(roots, reason)
+        except _Stopped:
+            return
+        except Exception:  # noqa: BLE001 - the next reconciliation scan tries again
+            log.exception("rescan (%s) failed", reason)
+
+    def _scan_folder_soon(self, folder: Path, root: Path) -> None:
+        """A folder created or moved in: its photos settle like new files."""
+        matcher = Matcher(self.config)
+
+        def walk_it() -> None:
+            from ..scoring.scan import walk
+
+            for found in walk(folder, matcher):
+                if found.stat is not None and matcher.wanted(found.path, root):
+                    self.settler.touch(found.path, root)
+
+        if not self.stop_event.is_set():
+            self._scans.submit(walk_it)
+
+    def _rescan_command(self, arg: str | None) -> dict[str, Any]:
+        roots = [Path(arg)] if arg else None
+        summary = self.scan(roots, "rescan command")
+        return {"found": summary.found, "new": summary.new, "changed": summary.changed, "deleted": summary.deleted}
+
+    # -- periodic jobs --------------------------------------------------------------------
+
+    def status_text(self) -> str:
+        depth = self.pipeline.queue_depth() if self.pipeline else 0
+        waiting = self.settler.pending() if self.settler else 0
+        return f"{self.state}: {depth} queued, {waiting} settling, {self.photos_per_minute():.0f} photos/min"
+
+    def photos_per_minute(self) -> float:
+        if self.pipeline is None:
+            return 0.0
+        now = time.monotonic()
+        self._rate.append((now, self.pipeline.scored_total))
+        while len(self._rate) > 2 and now - self._rate[0][0] > 60:
+            self._rate.popleft()
+        (t0, n0), (t1, n1) = self._rate[0], self._rate[-1]
+        return (n1 - n0) * 60.0 / (t1 - t0) if t1 - t0 > 0.5 else 0.0
+
+    def _heartbeat(self) -> None:
+        watched = self.watcher.watched.values() if self.watcher else ()
+        row = {
+            "id": 1, "pid": os.getpid(), "version": __version__, "state": self.state, "started": self.started,
+            "heartbeat": time.time(), "queue_depth": (self.pipeline.queue_depth() if self.pipeline else 0)
+            + (self.settler.pending() if self.settler else 0),
+            "photos_per_min": self.photos_per_minute(),
+            "watched_folders": json.dumps([{"path": str(w.path), "mode": w.mode, "why": w.why, "directories": w.directories}
+                                           for w in watched]),
+            "inotify_watches": sum(w.directories for w in watched), "inotify_limit": inotify_limit(),
+            "status_text": self.status_text(),
+        }
+        self.writer.submit(lambda db: db["daemon"].upsert(row, pk="id"))
+
+    def _heartbeat_job(self) -> None:
+        if self._reload.is_set():
+            self._reload.clear()
+            self.reload()
+        if self.watcher is not None:
+            self.watcher.check()
+        self._heartbeat()
+        self.notifier.status(self.status_text())
+
+    def _poll_commands(self) -> None:
+        try:
+            poll_commands(self.writer, self.commands)
+        except Exception:  # noqa: BLE001 - tried again next second
+            log.exception("reading the commands table failed")
+
+    # -- reload and stop ------------------------------------------------------------------
+
+    def request_reload(self) -> None:
+        self._reload.set()
+
+    def reload(self) -> None:
+        """Re-read the config: folders, ignore patterns, settle window and rescan interval take
+        effect now; workers, models and the database path need a restart."""
+        from ..cli.common import config_from_args
+
+        try:
+            new = config_from_args(self.args, check_folders=False) if self.args is not None else self.config
+        except Exception as exc:  # noqa: BLE001 - keep running on the old config
+            log.error("reloading the config failed (%s); still running with the previous one", exc)
+            return
+        self.config = new
+        if self.settler is not None:
+            self.settler.settle_seconds = new.settle_seconds
+        if self.watcher is not None:
+            self.watcher.stop()
+        self._start_watching()
+        if new.rescan_minutes > 0:
+            self.scheduler.add_job(lambda: self.request_rescan(None, "reconciliation"), "interval",
+                                   minutes=new.rescan_minutes, id=RESCAN_JOB_ID, replace_existing=True,
+                                   coalesce=True, max_instances=1)
+        self.request_rescan(None, "config reloaded")
+        log.info("config reloaded from %s", new.source_file or "the defaults")
+
+    def shutdown(self) -> None:
+        self.stop_event.set()
+        self.state = "stopping"
+        self.notifier.stopping(f"stopping: {self.pipeline.queue_depth() if self.pipeline else 0} queued")
+        deadline = time.monotonic() + DRAIN_SECONDS
+        if self.watcher is not None:
+            self.watcher.stop()
+        if self._overflow is not None:
+            detach_overflow_listener(self._overflow)
+        self._scans.shutdown(wait=False, cancel_futures=True)
+        left = self.settler.stop() if self.settler else 0
+        if left:
+            log.info("stopping: %d file(s) still settling; the next start's catch-up scan scores them", left)
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+        if self.models is not None:
+            threading.Thread(target=self.models.stop, name="models-stop", daemon=True).start()
+        if self.pipeline is not None:
+            self.pipeline.stop(drain=True, timeout=max(0.5, deadline - time.monotonic()))
+        if self.writer is not None:
+            self.state = "stopped"
+            self._heartbeat()
+            if self._log_handler is not None:
+                logging.getLogger().removeHandler(self._log_handler)
+            self.writer.close(timeout=3.0)
+        self.notifier.close()
+
+
+def serve(config: Config, args: argparse.Namespace | None = None) -> int:
+    """Run the daemon in the foreground until SIGTERM/SIGINT; returns the exit code."""
+    service = Service(config, args)
+    previous = {}
+
+    def on_stop(signum: int, _frame: Any) -> None:
+        log.info("%s received; stopping", signal.Signals(signum).name)
+        service.request_stop(0)
+
+    def on_hup(_signum: int, _frame: Any) -> None:
+        service.request_reload()
+
+    for sig, handler in ((signal.SIGTERM, on_stop), (signal.SIGINT, on_stop), (signal.SIGHUP, on_hup)):
+        previous[sig] = signal.signal(sig, handler)
+    try:
+        service.start()
+        while not service.stop_event.wait(0.5):
+            if service._reload.is_set():
+                service._reload.clear()
+                service.reload()
+    finally:
+        service.shutdown()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return service.exit_code

@@ -1,0 +1,91 @@
+"""Moves, renames and deletes in the store, without rescoring.
+
+Each function runs inside the store writer (``db`` is its sqlite_utils
+Database), so a move is one committed step.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+from ..scoring.record import path_key
+
+
+def _prefix_range(folder: Path | str) -> tuple[str, str]:
+    prefix = path_key(folder).rstrip("/") + "/"
+    return prefix, prefix[:-1] + chr(ord("/") + 1)
+
+
+def move_path(db: Any, src: Path | str, dest: Path | str, root: Path | str) -> bool:
+    """Give the row of ``src`` the path ``dest`` (a rename inside the watched tree).
+
+    A row already at ``dest`` (renamed over) goes: its file was replaced.
+    Returns False when ``src`` had no live row (the caller scores ``dest``)."""
+    conn = db.conn
+    row = conn.execute("SELECT id FROM images WHERE path = ? AND status != 'deleted'", (path_key(src),)).fetchone()
+    if row is None:
+        return False
+    conn.execute("DELETE FROM images WHERE path = ? AND id != ?", (path_key(dest), row[0]))
+    conn.execute("UPDATE images SET path = ?, root = ?, updated_at = ? WHERE id = ?",
+                 (path_key(dest), str(root), time.time(), row[0]))
+    return True
+
+
+def move_folder(db: Any, src: Path | str, dest: Path | str, root: Path | str) -> int:
+    """Re-path every row under folder ``src`` to the same place under ``dest``; returns how many."""
+    conn = db.conn
+    lo, hi = _prefix_range(src)
+    dest_prefix = path_key(dest).rstrip("/") + "/"
+    rows = conn.execute("SELECT id, path FROM images WHERE path >= ? AND path < ?", (lo, hi)).fetchall()
+    now = time.time()
+    for image_id, old in rows:
+        new = dest_prefix + old[len(lo):]
+        conn.execute("DELETE FROM images WHERE path = ? AND id != ?", (new, image_id))
+        conn.execute("UPDATE images SET path = ?, root = ?, updated_at = ? WHERE id = ?", (new, str(root), now, image_id))
+    return len(rows)
+
+
+def mark_folder_deleted(db: Any, folder: Path | str) -> int:
+    lo, hi = _prefix_range(folder)
+    before = db.conn.total_changes
+    db.conn.execute("UPDATE images SET status = 'deleted', updated_at = ? WHERE path >= ? AND path < ? AND status != 'deleted'",
+                    (time.time(), lo, hi))
+    return db.conn.total_changes - before
+
+
+def unchanged_row(conn: Any, path: Path | str, size: int, mtime_ns: int) -> bool:
+    """Whether ``path`` already has a scored (or error) row for exactly this size and mtime."""
+    row = conn.execute("SELECT size, mtime_ns, status FROM images WHERE path = ?", (path_key(path),)).fetchone()
+    return row is not None and row[2] in ("scored", "error") and row[0] == size and row[1] == mtime_ns
+
+
+def vanished_candidates(conn: Any, size: int) -> list[tuple[int, str, str | None]]:
+    """Rows of this size whose file is gone (marked deleted, or missing on disk): (id, path, content_hash)."""
+    rows = conn.execute(
+        "SELECT id, path, content_hash, status FROM images WHERE size = ? AND content_hash IS NOT NULL AND status IN ('scored', 'deleted')",
+        (size,),
+    ).fetchall()
+    return [(i, p, h) for i, p, h, status in rows if status == "deleted" or not os.path.lexists(p)]
+
+
+def relink(db: Any, image_id: int, path: Path | str, root: Path | str, size: int, mtime_ns: int) -> None:
+    """A vanished row's photo turned up at ``path``: move the row there, keeping its scores."""
+    conn = db.conn
+    conn.execute("DELETE FROM images WHERE path = ? AND id != ?", (path_key(path), image_id))
+    conn.execute(
+        "UPDATE images SET path = ?, root = ?, size = ?, mtime_ns = ?, status = 'scored', updated_at = ? WHERE id = ?",
+        (path_key(path), str(root), size, mtime_ns, time.time(), image_id),
+    )
+
+
+def live_rows_missing(conn: Any, root: Path | str) -> Iterable[tuple[int, str, int | None, str | None]]:
+    """Scored rows under ``root`` whose file is no longer there: (id, path, size, content_hash)."""
+    lo, hi = _prefix_range(root)
+    for image_id, path, size, chash in conn.execute(
+        "SELECT id, path, size, content_hash FROM images WHERE path >= ? AND path < ? AND status = 'scored'", (lo, hi)
+    ):
+        if not os.path.lexists(path):
+            yield image_id, path, size, chash
