@@ -274,7 +274,9 @@ class Service:
     def status_text(self) -> str:
         depth = self.pipeline.queue_depth() if self.pipeline else 0
         waiting = self.settler.pending() if self.settler else 0
-        return f"{self.state}: {depth} queued, {waiting} settling, {self.photos_per_minute():.0f} photos/min"
+        scored = self.pipeline.scored_total if self.pipeline else 0
+        return (f"{self.state}: {scored} scored, {depth} queued, {waiting} settling, "
+                f"{self.photos_per_minute():.0f} photos/min")
 
     def photos_per_minute(self) -> float:
         if self.pipeline is None:
