@@ -1,0 +1,126 @@
+"""The daemon as a service: sd_notify, SIGTERM, the commands table, the log table."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from daemon.service.commands import UNSUPPORTED, CommandRegistry, poll_commands
+from daemon.service.notify import Notifier, watchdog_interval
+from daemon.store.reader import enqueue_command
+from daemon.store.writer import StoreWriter
+from fixtures_daemon import DAEMON_MAIN, Daemon, NotifySocket, photo_bytes, query, rows_by_path, small_photo, wait_for, write_config
+
+
+def test_notifier_reaches_an_abstract_namespace_socket() -> None:
+    name = f"keepers-test-{os.getpid()}"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind("\0" + name)
+    server.settimeout(2)
+    try:
+        notifier = Notifier("@" + name)
+        assert notifier.ready("scanning")
+        assert server.recv(1024).decode().split("\n") == ["READY=1", "STATUS=scanning"]
+        notifier.close()
+    finally:
+        server.close()
+
+
+def test_notifier_is_silent_without_notify_socket(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+    assert Notifier().ready() is False
+
+
+def test_watchdog_pings_at_half_the_interval_and_only_for_its_own_pid(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WATCHDOG_USEC", "30000000")
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    assert watchdog_interval() == 15.0
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid() + 1))
+    assert watchdog_interval() is None
+
+
+def test_a_command_nobody_handles_is_closed_with_an_error(db_path: Path) -> None:
+    db_path.parent.mkdir(parents=True)
+    with StoreWriter(db_path) as writer:
+        writer.start()
+        first = enqueue_command(db_path, "reselect")
+        second = enqueue_command(db_path, "rescan", "/photos")
+        registry = CommandRegistry()
+        registry.register("rescan", lambda arg: {"root": arg})
+        assert poll_commands(writer, registry) == 2
+        writer.flush()
+    rows = {r[0]: r[1:] for r in query(db_path, "SELECT id, taken, done, result, error FROM commands")}
+    assert rows[first][1] is not None and rows[first][3] == UNSUPPORTED
+    assert rows[second][1] is not None and json.loads(rows[second][2]) == {"root": "/photos"} and rows[second][3] is None
+
+
+@pytest.mark.slow
+def test_daemon_notifies_systemd_and_stops_on_sigterm_without_losing_photos(tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    notify = NotifySocket(tmp_path)
+    config = write_config(tmp_path / "keepers.yaml", settle=0.3, workers=1)
+    daemon = Daemon(photos, tmp_path / "state" / "keepers.db", config,
+                    env={"NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "1000000"})
+    try:
+        daemon.start()
+        assert wait_for(lambda: notify.seen("READY=1"), 10), notify.messages
+        assert wait_for(lambda: notify.seen("WATCHDOG=1"), 5), notify.messages
+        assert any(m.startswith("STATUS=") or "\nSTATUS=" in m for m in notify.messages)
+        for i in range(40):
+            small_photo(photos / f"p{i:02d}.jpg", 100 + i)
+        growing = photos / "growing.jpg"
+        content = photo_bytes(7, (320, 240))
+        with open(growing, "wb") as fh:  # still being written when the stop comes
+            fh.write(content[: len(content) // 2])
+            fh.flush()
+            time.sleep(0.3)
+            started = time.monotonic()
+            code = daemon.terminate(timeout=15)
+            took = time.monotonic() - started
+            fh.write(content[len(content) // 2:])
+    finally:
+        daemon.kill()
+        notify.close()
+    assert code == 0, daemon.log_text()
+    assert took < 10, f"SIGTERM took {took:.1f} s"
+    assert notify.seen("STOPPING=1"), notify.messages
+    assert query(daemon.db, "PRAGMA integrity_check") == [("ok",)]
+    before = rows_by_path(daemon.db)
+    assert str(growing) not in before, "a half-written file got a row"
+    assert all(r[1] == "scored" for r in before.values()), "a photo was committed half-done"
+    # a restart's catch-up scan scores exactly the photos the stop left, and none twice
+    result = subprocess.run([sys.executable, "-c", DAEMON_MAIN, "run", "--once", "--photos", str(photos),
+                             "--db", str(daemon.db), "--config", str(config)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    after = rows_by_path(daemon.db)
+    assert sorted(after) == sorted(str(p) for p in photos.glob("*.jpg"))
+    assert all(r[1] == "scored" and r[4] > 0 for r in after.values())
+    assert all(after[p][:3] == before[p][:3] for p in before), "a photo scored before the stop was scored again"
+
+
+@pytest.mark.slow
+def test_daemon_answers_rescan_commands_and_stores_warnings_in_the_log_table(tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    daemon = Daemon(photos, tmp_path / "state" / "keepers.db", write_config(tmp_path / "keepers.yaml", settle=0.2)).start()
+    try:
+        (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg \xff\xd9")
+        assert wait_for(lambda: rows_by_path(daemon.db).get(str(photos / "broken.jpg"), (0, ""))[1] == "error", 20)
+        command = enqueue_command(daemon.db, "rescan")
+        done = wait_for(lambda: query(daemon.db, "SELECT done, result, error FROM commands WHERE id = ?", (command,))[0][0]
+                        and query(daemon.db, "SELECT result, error FROM commands WHERE id = ?", (command,))[0], 10)
+        assert done and done[1] is None and json.loads(done[0])["found"] == 1
+        assert wait_for(lambda: query(daemon.db, "SELECT level, message FROM log WHERE message LIKE '%broken.jpg%'"), 5)
+        beat = query(daemon.db, "SELECT pid, state, heartbeat, watched_folders FROM daemon")[0]
+        assert beat[0] == daemon.proc.pid and beat[1] == "ready" and time.time() - beat[2] < 10
+        assert json.loads(beat[3])[0]["path"] == str(photos)
+    finally:
+        assert daemon.terminate() == 0
