@@ -80,7 +80,7 @@ class Floors:
 @dataclass(frozen=True)
 class AlbumConfig:
     moment_gap_seconds: float = 120.0
-    hash_distance: int = 14  # max Hamming distance of 64-bit hashes inside a cluster (see tests/test_album_thresholds.py)
+    hash_distance: int = 16  # max Hamming distance of 64-bit hashes inside a cluster (see tests/test_album_thresholds.py)
     embedding_similarity: float = 0.92  # min cosine inside a cluster when embeddings exist
     cluster_cap: int = 40  # a cluster never grows past this many photos
     tiebreak_margin: float = 0.05

@@ -87,7 +87,7 @@ def sample_rows(photo_root: str = "/photos/2025", n_moments: int = 4, per_moment
             row: dict[str, Any] = dict(
                 id=image_id, path=f"{photo_root}/IMG_{1000 + image_id:04d}.jpg", root=photo_root, size=2_000_000 + image_id * 7919,
                 mtime_ns=int(taken * 1e9), content_hash=f"{image_id:064x}", width=4000, height=3000, taken_at=taken,
-                taken_source="exif", camera="FUJIFILM X-T4", exif_json=None, dhash=f"{rng.getrandbits(64):016x}",
+                taken_source="exif", camera="FUJIFILM X-T4", exif_json=None, phash=f"{rng.getrandbits(64):016x}",
                 status=status, error=error, composite=None, coverage=None, groups_json=None,
                 moment=moment, cluster=moment * 10 + k // 3, first_seen=FIXED_NOW - 7200, scored_at=None, updated_at=FIXED_NOW - 60,
             )
@@ -260,3 +260,29 @@ def record_models_through_the_hub(db_path: Path, https_fake: Any, kaggle_fake: A
         row = writer.db.conn.execute("SELECT state, last_error FROM models WHERE name = 'musiq-koniq'").fetchone()
     assert row[0] == "failed", row
     return str(row[1])
+
+
+def make_photos(folder: Path, scenes: tuple[str, ...] = ("astronaut", "chelsea", "coffee")) -> list[Path]:
+    """A small burst per scene from scikit-image's bundled photos: sharp, blurred and noisy
+    variants a few seconds apart, scenes ten minutes apart (file times stand in for EXIF)."""
+    import os
+
+    import numpy as np
+    from PIL import Image, ImageFilter
+    from skimage import data
+
+    paths: list[Path] = []
+    base = FIXED_NOW - 86_400
+    for s, scene in enumerate(scenes):
+        pixels = getattr(data, scene)()
+        img = Image.fromarray(pixels).convert("RGB")
+        img.thumbnail((320, 320))
+        noisy = np.clip(np.asarray(img, dtype=np.int16) + np.random.default_rng(s).normal(0, 40, (img.height, img.width, 3)), 0, 255)
+        variants = {"sharp": img, "blurred": img.filter(ImageFilter.GaussianBlur(4)), "noisy": Image.fromarray(noisy.astype("uint8"))}
+        for v, (name, variant) in enumerate(variants.items()):
+            path = folder / f"{scene}_{name}.jpg"
+            variant.save(path, quality=90)
+            when = base + s * 600 + v * 3
+            os.utime(path, (when, when))
+            paths.append(path)
+    return paths

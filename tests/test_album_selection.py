@@ -50,7 +50,7 @@ def burst(
                 path=f"{folder}/{name}_{i}.jpg",
                 taken_at=start + 0.5 * i,
                 groups={"aesthetic": s, "technical": s},
-                dhash=f"{flip_bits(base, rng.randint(0, 5), rng):016x}",
+                phash=f"{flip_bits(base, rng.randint(0, 5), rng):016x}",
             ),
             now,
         )
@@ -205,7 +205,7 @@ def test_incremental_run_recomputes_only_touched_moments_and_records_changes(wri
     quiet = run_selection(writer, config())
     assert (quiet.mode, quiet.moments_recomputed, quiet.added, quiet.removed) == ("incremental", 0, (), ())
     old_pick = next(i for i, p in picks(writer).items() if p["moment"] == min(p2["moment"] for p2 in picks(writer).values()))
-    base = int(writer.db.conn.execute("SELECT dhash FROM images WHERE id = ?", (old_pick,)).fetchone()[0], 16)
+    base = int(writer.db.conn.execute("SELECT phash FROM images WHERE id = ?", (old_pick,)).fetchone()[0], 16)
     newcomer = add(writer, SyntheticPhoto("/p/i/new.jpg", T0 + 2, {"aesthetic": 0.95, "technical": 0.95}, f"{base ^ 1:016x}"))
     second = run_selection(writer, config())
     assert (second.mode, second.moments_recomputed) == ("incremental", 1)

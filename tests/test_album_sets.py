@@ -40,7 +40,7 @@ def picked(writer: StoreWriter) -> dict[int, dict]:
 def write_photo(path: Path, pixels: np.ndarray) -> str:
     img = Image.fromarray(pixels)
     img.save(path, quality=90)
-    return f"{imagehash.dhash(img, hash_size=8)}"
+    return f"{imagehash.phash(img, hash_size=8)}"
 
 
 @pytest.mark.parametrize("value", [-2, "-2/1", "\u22122", [-4, 2], "-2.0 EV"])

@@ -42,16 +42,16 @@ def burst_variants(img: Image.Image, seed: int) -> dict[str, Image.Image]:
     }
 
 
-def dhash(img: Image.Image) -> imagehash.ImageHash:
-    return imagehash.dhash(img, hash_size=8)  # 64 bits, as images.dhash stores them
+def phash(img: Image.Image) -> imagehash.ImageHash:
+    return imagehash.phash(img, hash_size=8)  # 64 bits, as images.phash stores them
 
 
 def test_default_hash_distance_keeps_bursts_together_and_scenes_apart() -> None:
     threshold = AlbumConfig().hash_distance
     originals = {name: scene(name) for name in SCENES}
-    hashes = {name: dhash(img) for name, img in originals.items()}
+    hashes = {name: phash(img) for name, img in originals.items()}
     within = {
-        (name, kind): hashes[name] - dhash(variant)
+        (name, kind): hashes[name] - phash(variant)
         for i, (name, img) in enumerate(originals.items())
         for kind, variant in burst_variants(img, i).items()
     }

@@ -12,7 +12,7 @@ from PIL import Image, ImageFilter
 
 from daemon.errors import ImageRejected
 from daemon.imaging.decode import Decoded, decode_image
-from daemon.imaging.hashing import content_hash, dhash, hamming
+from daemon.imaging.hashing import content_hash, phash, hamming
 from fixtures_photos import exif_for, save_jpeg, scene
 
 
@@ -83,11 +83,11 @@ def test_raw_without_the_raw_extra_says_how_to_install_it(tmp_path: Path, monkey
         decode_image(path)
 
 
-def test_dhash_keeps_a_burst_close_and_tells_scenes_apart(tmp_path: Path) -> None:
+def test_phash_keeps_a_burst_close_and_tells_scenes_apart(tmp_path: Path) -> None:
     base = scene("coffee", (400, 300))
     variants = [base, base.filter(ImageFilter.GaussianBlur(3)), Image.eval(base, lambda v: int(v * 0.6))]
-    hashes = [dhash(Decoded.from_array(np.asarray(v))) for v in variants]
-    other = dhash(Decoded.from_array(np.asarray(scene("rocket", (400, 300)))))
+    hashes = [phash(Decoded.from_array(np.asarray(v))) for v in variants]
+    other = phash(Decoded.from_array(np.asarray(scene("rocket", (400, 300)))))
     assert all(len(h) == 16 for h in hashes)
     assert max(hamming(hashes[0], h) for h in hashes[1:]) <= 12
     assert min(hamming(other, h) for h in hashes) >= 16

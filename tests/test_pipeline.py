@@ -216,7 +216,7 @@ def test_each_photo_commits_with_its_scores_and_stage_timings_are_recorded(photo
         scored = {r[0] for r in conn.execute("SELECT id FROM images WHERE status = 'scored'")}
         with_scores = {r[0] for r in conn.execute("SELECT DISTINCT image_id FROM scores")}
         stages = {r[0]: r[1] for r in conn.execute("SELECT stage, sum(count) FROM telemetry GROUP BY stage")}
-        hashes = [r[0] for r in conn.execute("SELECT dhash FROM images")]
+        hashes = [r[0] for r in conn.execute("SELECT phash FROM images")]
     finally:
         conn.close()
     assert sorted(committed) == sorted(scored) and scored == with_scores

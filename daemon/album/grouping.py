@@ -71,12 +71,12 @@ def companion_groups(paths: dict[int, str]) -> list[list[int]]:
     return [sorted(ids) for ids in by_base.values() if len(ids) > 1 and any(is_raw(paths[i]) for i in ids)]
 
 
-def hash_to_int(dhash: str | None) -> int | None:
+def hash_to_int(phash: str | None) -> int | None:
     """A 16-hex-digit perceptual hash as an integer, or None when missing or malformed."""
-    if not dhash:
+    if not phash:
         return None
     try:
-        return int(dhash, 16) & 0xFFFFFFFFFFFFFFFF
+        return int(phash, 16) & 0xFFFFFFFFFFFFFFFF
     except ValueError:
         return None
 

@@ -39,7 +39,7 @@ class Photo:
     id: int
     path: str
     taken_at: float
-    dhash: str | None
+    phash: str | None
     width: int | None
     height: int | None
     exif: dict[str, Any]
@@ -219,8 +219,8 @@ def _load_photos(conn: sqlite3.Connection, ids: list[int] | None, config: Config
             floors.setdefault(image_id, {})[model] = float(value)
     weights = config.weights.as_dict()
     out: dict[int, Photo] = {}
-    for pid, path, taken, dhash, width, height, exif_json, stored_composite, coverage, groups_json in conn.execute(
-        "SELECT i.id, i.path, coalesce(i.taken_at, i.mtime_ns / 1e9, i.first_seen), i.dhash, i.width, i.height, i.exif_json,"
+    for pid, path, taken, phash, width, height, exif_json, stored_composite, coverage, groups_json in conn.execute(
+        "SELECT i.id, i.path, coalesce(i.taken_at, i.mtime_ns / 1e9, i.first_seen), i.phash, i.width, i.height, i.exif_json,"
         f" i.composite, i.coverage, i.groups_json FROM images i {where}",
         params,
     ):
@@ -241,7 +241,7 @@ def _load_photos(conn: sqlite3.Connection, ids: list[int] | None, config: Config
             floor_scores=floors.get(pid, {}),
             manual=manual.get(pid),
         )
-        out[pid] = Photo(pid, path, float(taken or 0.0), dhash, width, height, parse_exif(exif_json), member)
+        out[pid] = Photo(pid, path, float(taken or 0.0), phash, width, height, parse_exif(exif_json), member)
     return out
 
 
@@ -303,14 +303,14 @@ def _select_moment(
         lead_photo = photos[lead]
         photos[lead] = _with_member(lead_photo, companions=tuple(photos[i].path for i in rest), manual=manual)
     units = [i for i in ids if i not in hidden]
-    hashes = {i: hash_to_int(photos[i].dhash) for i in units}
+    hashes = {i: hash_to_int(photos[i].phash) for i in units}
 
     def linked(a: int, b: int) -> bool:
         ha, hb = hashes.get(a), hashes.get(b)
         return ha is not None and hb is not None and (ha ^ hb).bit_count() <= album.hash_distance
 
     candidates = [
-        SetCandidate(i, photos[i].path, photos[i].taken_at, photos[i].exif, photos[i].width, photos[i].height, photos[i].dhash)
+        SetCandidate(i, photos[i].path, photos[i].taken_at, photos[i].exif, photos[i].width, photos[i].height, photos[i].phash)
         for i in units
     ]
     groups: list[tuple[str, list[int]]] = [("bracket", g) for g in find_brackets(candidates, album.bracket_seconds)]

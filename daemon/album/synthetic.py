@@ -1,7 +1,7 @@
 """Synthetic library rows for benchmarks and tests of the selection.
 
 ``insert_photo`` writes one scored image row the way the scoring pipeline
-does (composite, coverage, groups, dhash, scores), so the selection can be
+does (composite, coverage, groups, phash, scores), so the selection can be
 exercised without decoding anything. ``build_library`` makes many of them:
 moments of bursts of near-identical hashes.
 """
@@ -26,7 +26,7 @@ class SyntheticPhoto:
     path: str
     taken_at: float
     groups: Mapping[str, float]
-    dhash: str | None = None
+    phash: str | None = None
     scores: Mapping[str, tuple[str, float]] = field(default_factory=dict)  # name -> (task, normalised)
     exif: Mapping[str, Any] = field(default_factory=dict)
     width: int | None = 640
@@ -40,14 +40,14 @@ def insert_photo(db: sqlite_utils.Database, photo: SyntheticPhoto, *, now: float
     comp = composite(photo.groups, weights)
     root = photo.path.rsplit("/", 2)[0] if photo.path.count("/") > 1 else "/"
     cur = db.conn.execute(
-        "INSERT INTO images (path, root, size, mtime_ns, width, height, taken_at, taken_source, exif_json, dhash, status,"
+        "INSERT INTO images (path, root, size, mtime_ns, width, height, taken_at, taken_source, exif_json, phash, status,"
         " composite, coverage, groups_json, first_seen, scored_at, updated_at) VALUES (?, ?, 1, ?, ?, ?, ?, 'exif', ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT(path) DO UPDATE SET taken_at = excluded.taken_at, exif_json = excluded.exif_json, dhash = excluded.dhash,"
+        " ON CONFLICT(path) DO UPDATE SET taken_at = excluded.taken_at, exif_json = excluded.exif_json, phash = excluded.phash,"
         " status = excluded.status, composite = excluded.composite, coverage = excluded.coverage,"
         " groups_json = excluded.groups_json, scored_at = excluded.scored_at, updated_at = excluded.updated_at",
         (
             photo.path, root, int(photo.taken_at * 1e9), photo.width, photo.height, photo.taken_at,
-            json.dumps(dict(photo.exif)) if photo.exif else None, photo.dhash, photo.status, comp.value,
+            json.dumps(dict(photo.exif)) if photo.exif else None, photo.phash, photo.status, comp.value,
             json.dumps(list(comp.coverage)), json.dumps(dict(photo.groups)), now, now, now,
         ),
     )
@@ -88,7 +88,7 @@ def library_photos(count: int, *, seed: int = 1, start: float = 1_600_000_000.0,
                         path=f"{folder}/IMG_{n:06d}.jpg",
                         taken_at=clock,
                         groups={"aesthetic": rng.random(), "technical": rng.random()},
-                        dhash=f"{flip_bits(base, rng.randint(0, 6), rng):016x}",
+                        phash=f"{flip_bits(base, rng.randint(0, 6), rng):016x}",
                         scores={"sharpness": ("technical", rng.random())},
                     )
                 )

@@ -45,10 +45,10 @@ def records(conn: sqlite3.Connection, models: dict[str, str], status: str | None
         norm, raws = scores.setdefault(image_id, ({}, {}))
         norm[model] = normalised
         raws[model] = raw
-    query = ("SELECT id, path, status, error, composite, coverage, groups_json, taken_at, camera, dhash, width, height "
+    query = ("SELECT id, path, status, error, composite, coverage, groups_json, taken_at, camera, phash, width, height "
              "FROM images" + (" WHERE status = ?" if status else "") + " ORDER BY path")
     for row in conn.execute(query, (status,) if status else ()):
-        image_id, path, st, error, comp, coverage, groups, taken, camera, dhash, width, height = row
+        image_id, path, st, error, comp, coverage, groups, taken, camera, phash, width, height = row
         norm, raws = scores.get(image_id, ({}, {}))
         yield {
             "id": image_id, "path": path, "status": st, "error": error,
@@ -56,7 +56,7 @@ def records(conn: sqlite3.Connection, models: dict[str, str], status: str | None
             "coverage": json.loads(coverage) if coverage else [],
             "groups": json.loads(groups) if groups else {},
             "missing_models": missing.get(image_id, []) if st == "scored" else [],
-            "taken_at": taken, "camera": camera, "dhash": dhash, "width": width, "height": height,
+            "taken_at": taken, "camera": camera, "phash": phash, "width": width, "height": height,
         }
 
 

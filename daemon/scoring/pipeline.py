@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ..errors import ImageRejected
 from ..imaging.decode import decode_image
-from ..imaging.hashing import content_hash, dhash
+from ..imaging.hashing import content_hash, phash
 from .record import FileStat, is_utf8_name, mark_deleted, path_key, record_error, record_result, record_telemetry
 
 if TYPE_CHECKING:
@@ -222,7 +222,7 @@ class Pipeline:
             return
         t1 = time.perf_counter()
         self.times.add("decode", t1 - t0)
-        phash = dhash(decoded)
+        perceptual = phash(decoded)
         try:
             chash = content_hash(path)
         except OSError:
@@ -243,7 +243,7 @@ class Pipeline:
 
         def work(db: Any) -> int:
             t = time.perf_counter()
-            image_id = record_result(db, path=path, root=root, stat=stat, meta=meta, dhash=phash, content_hash=chash,
+            image_id = record_result(db, path=path, root=root, stat=stat, meta=meta, phash=perceptual, content_hash=chash,
                                      scores=scores, weights=weights, scorer_errors=failures)
             self.times.add("write", time.perf_counter() - t)
             return image_id

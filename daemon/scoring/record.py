@@ -75,7 +75,7 @@ def record_result(
     root: Path | str,
     stat: FileStat,
     meta: "PhotoMeta",
-    dhash: str | None,
+    phash: str | None,
     content_hash: str | None,
     scores: Sequence["Score"],
     weights: Mapping[str, float],
@@ -92,7 +92,7 @@ def record_result(
         "size": stat.size, "mtime_ns": stat.mtime_ns, "content_hash": content_hash,
         "width": meta.width, "height": meta.height, "taken_at": taken, "taken_source": source,
         "camera": meta.camera, "exif_json": json.dumps(meta.exif, sort_keys=True) if meta.exif else None,
-        "dhash": dhash, "status": "scored", "error": error, "scored_at": now,
+        "phash": phash, "status": "scored", "error": error, "scored_at": now,
     }
     image_id = _upsert_image(db, path_key(path), str(root), values, now)
     conn = db.conn

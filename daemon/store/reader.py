@@ -57,7 +57,7 @@ class StoreReader:
         where = "" if include_deleted else "WHERE i.status != 'deleted'"
         images = self.query(
             f"SELECT i.id, i.path, i.status, i.error, i.composite, i.coverage, i.groups_json, i.taken_at,"
-            f" i.width, i.height, i.dhash, i.moment, i.cluster FROM images i {where} ORDER BY i.path"
+            f" i.width, i.height, i.phash, i.moment, i.cluster FROM images i {where} ORDER BY i.path"
         )
         scores: dict[int, dict[str, float]] = {}
         raws: dict[int, dict[str, float]] = {}

@@ -25,7 +25,7 @@ CREATE TABLE images (
     taken_source  TEXT,                     -- 'exif' or 'mtime'
     camera        TEXT,
     exif_json     TEXT,                     -- the few EXIF fields selection uses (exposure bias, mode, ...)
-    dhash         TEXT,                     -- 64-bit perceptual hash, 16 hex digits
+    phash         TEXT,                     -- 64-bit perceptual hash, 16 hex digits
     status        TEXT NOT NULL DEFAULT 'pending'
                   CHECK (status IN ('pending','scored','error','deleted')),
     error         TEXT,

@@ -18,7 +18,7 @@ from ..base import Score
 VERSION = "1"
 SHARPNESS_EDGE = 512  # long edge of the grey view sharpness and noise are measured on
 TONE_EDGE = 256  # long edge of the view for exposure and contrast
-COLOUR_EDGE = 128  # colourfulness on an area-averaged view: sensor noise averages out
+COLOUR_EDGE = 64  # colourfulness on a median-filtered, area-averaged view: sensor noise averages out
 TILES = 4  # sharpness: a TILES x TILES grid; the sharpest tiles stand for the subject
 
 _NOISE_KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32)
@@ -33,12 +33,13 @@ class Sharpness:
     """Variance of the Laplacian on a 512-px grey view: the global value, and the
     mean of the three sharpest tiles of a 4x4 grid (a sharp subject on a soft
     background is a sharp photo). raw = the larger of the two.
-    normalised = raw / (raw + 1000): on this view a crisp photo measures
-    3 000-20 000 (0.75-0.95), a slightly soft one (Gaussian blur radius 2) about
-    500-2 000 (0.33-0.67) and a visibly blurred one (radius 4) under 300."""
+    normalised = (log10(raw) - 1.5) / 3.5, clipped to 0..1: on this view a crisp
+    photo measures 3 000-50 000 (0.57-0.92), a slightly soft one (Gaussian blur
+    radius 2) 500-2 000 (0.34-0.52), a visibly blurred one (radius 4) under 300
+    (< 0.28). The log scale keeps differences between sharp frames visible."""
 
     name, task, version = "sharpness", "technical", VERSION
-    HALF = 1000.0
+    LOW, SPAN = 1.5, 3.5
 
     def score(self, image: "Decoded") -> list[Score]:  # noqa: F821
         grey = image.grey_resized(SHARPNESS_EDGE)
@@ -50,15 +51,17 @@ class Sharpness:
                        reverse=True)
         top = float(np.mean(tiles[:3])) if tiles else overall
         raw = max(overall, top)
-        return [Score(self.name, self.task, raw, _saturate(raw, self.HALF), self.version,
+        value = (math.log10(raw) - self.LOW) / self.SPAN if raw > 0 else 0.0
+        return [Score(self.name, self.task, raw, min(1.0, max(0.0, value)), self.version,
                       {"global": round(overall, 2), "top_tiles": round(top, 2)})]
 
 
 class Exposure:
     """Mean luminance and clipping on a 256-px grey view. raw = mean luminance
     (0-255). normalised = 0.6 x closeness of the mean to mid-grey 118
-    (1 at 118, 0 at black or white) + 0.4 x (1 - 3 x the clipped fraction,
-    pixels at <= 4 or >= 251, floored at 0)."""
+    (1 at 118, 0 at black or white) + 0.4 x (1 - 3 x the clipped fraction beyond
+    the first 2 %, pixels at <= 4 or >= 251, floored at 0): a few specular
+    highlights or deep shadows are normal; large clipped areas are not."""
 
     name, task, version = "exposure", "technical", VERSION
     MID = 118.0
@@ -70,7 +73,7 @@ class Exposure:
         shadows = float(np.count_nonzero(grey <= 4)) / n
         highlights = float(np.count_nonzero(grey >= 251)) / n
         mid = 1.0 - min(1.0, abs(mean - self.MID) / self.MID)
-        clip = max(0.0, 1.0 - 3.0 * (shadows + highlights))
+        clip = max(0.0, 1.0 - 3.0 * max(0.0, shadows + highlights - 0.02))
         value = 0.6 * mid + 0.4 * clip
         return [Score(self.name, self.task, mean, min(1.0, max(0.0, value)), self.version,
                       {"clipped_shadows": round(shadows, 4), "clipped_highlights": round(highlights, 4)})]
@@ -90,38 +93,53 @@ class Contrast:
 
 
 class Noise:
-    """Sensor noise: Immerkaer's fast estimate of the noise sigma (grey levels)
-    on the 512-px view, over the flat 80 % of the photo (the strongest edges are
-    left out so detail is not mistaken for noise).
-    normalised = 1 / (1 + (sigma / 4)^2): 0.8 at sigma 2 (clean), 0.5 at 4, 0.14 at 10."""
+    """Sensor noise, measured in the colour-difference channels (R-G and
+    (R+G)/2-B) at half the 512-px view (where JPEG's 4:2:0 chroma lives), with
+    Immerkaer's noise operator and a median. Fine texture (grass, gravel,
+    fabric) is nearly colourless detail and is not mistaken for noise; sensor
+    noise is strongly colourful. raw = the estimated chroma sigma in grey
+    levels: 0-0.8 for clean photos, about 6 for heavy high-ISO noise (sigma 25
+    per channel) after JPEG compression. Noise left in luminance only is what
+    BRISQUE sees.
+    normalised = 1 / (1 + (max(0, sigma - 1.5) / 1.5)^2): 1 up to 1.5, 0.5 at 3, 0.1 at 6."""
 
     name, task, version = "noise", "technical", VERSION
-    SCALE = 4.0
+    CLEAN, SCALE = 1.5, 1.5
 
     def score(self, image: "Decoded") -> list[Score]:  # noqa: F821
-        grey = image.grey_resized(SHARPNESS_EDGE).astype(np.float32)
-        response = np.abs(cv2.filter2D(grey, cv2.CV_32F, _NOISE_KERNEL))[1:-1, 1:-1]
-        gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3)[1:-1, 1:-1]
-        gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)[1:-1, 1:-1]
-        grad = np.abs(gx) + np.abs(gy)
-        flat = grad <= np.percentile(grad, 80)
-        values = response[flat] if np.count_nonzero(flat) > 64 else response.ravel()
-        sigma = float(values.mean()) * math.sqrt(math.pi / 2.0) / 6.0
-        return [Score(self.name, self.task, sigma, 1.0 / (1.0 + (sigma / self.SCALE) ** 2), self.version)]
+        view = image.resized(SHARPNESS_EDGE)
+        rgb = cv2.resize(view, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA).astype(np.float32)
+        r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+        sigmas = []
+        for channel in (r - g, 0.5 * (r + g) - b):
+            response = np.abs(cv2.filter2D(channel, cv2.CV_32F, _NOISE_KERNEL))[1:-1, 1:-1]
+            # the median of |operator| over Gaussian noise is 0.6745 x 6 sigma: scale back to sigma
+            sigmas.append(float(np.median(response)) / (0.6745 * 6.0))
+        sigma = float(np.mean(sigmas))
+        excess = max(0.0, sigma - self.CLEAN) / self.SCALE
+        return [Score(self.name, self.task, sigma, 1.0 / (1.0 + excess * excess), self.version)]
 
 
 class Colourfulness:
-    """Hasler and Suesstrunk's colourfulness metric M on a 128-px area-averaged view
-    (so noise does not read as colour). M ~ 15 slightly, 33 moderately, 59 quite,
-    82 highly colourful. normalised = min(1, M / 90)."""
+    """Hasler and Suesstrunk's colourfulness metric M on a 64-px view made by a
+    5x5 median, area averaging and a Gaussian (sigma 1.5 px): colour that spans
+    the scene counts, sensor noise (colourful pixel by pixel) does not. On that
+    view a grey photo with heavy colour noise measures M ~ 2; M ~ 15 is slightly,
+    33 moderately, 59 quite and 82 highly colourful.
+    normalised = (M - 3) / 87, clipped to 0..1."""
 
-    name, task, version = "colourfulness", "aesthetic", VERSION
-    FULL = 90.0
+    # technical, not aesthetic: it measures the photo's colour statistics, and between
+    # near-identical frames of a burst its small content-driven changes must not
+    # outweigh sharpness. The aesthetic group belongs to the learned models.
+    name, task, version = "colourfulness", "technical", VERSION
+    GREY, FULL = 3.0, 90.0
 
     def score(self, image: "Decoded") -> list[Score]:  # noqa: F821
-        rgb = image.resized(COLOUR_EDGE).astype(np.float32)
+        small = cv2.resize(cv2.medianBlur(image.resized(4 * COLOUR_EDGE), 5), None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA)
+        rgb = cv2.GaussianBlur(small, (0, 0), 1.5).astype(np.float32)
         r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
         rg = r - g
         yb = 0.5 * (r + g) - b
         m = math.hypot(float(rg.std()), float(yb.std())) + 0.3 * math.hypot(float(rg.mean()), float(yb.mean()))
-        return [Score(self.name, self.task, m, min(1.0, m / self.FULL), self.version)]
+        value = (m - self.GREY) / (self.FULL - self.GREY)
+        return [Score(self.name, self.task, m, min(1.0, max(0.0, value)), self.version)]
