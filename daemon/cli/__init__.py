@@ -15,7 +15,7 @@ from ..errors import KeepersError
 from ..logsetup import setup_logging
 
 #: modules under daemon.cli that add subcommands, in help order
-SUBCOMMAND_MODULES = ["run", "tui", "models", "scores", "demo", "album"]
+SUBCOMMAND_MODULES = ["run", "tui", "models", "scores", "demo", "album", "doctor"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -36,9 +36,9 @@ def _unescape(field: str) -> str:
     return field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
 
 
-def read_mounts(mounts_file: Path = MOUNTS_FILE) -> list[Mount]:
+def read_mounts(mounts_file: Path | None = None) -> list[Mount]:
     try:
-        text = mounts_file.read_text(encoding="utf-8", errors="replace")
+        text = (mounts_file or MOUNTS_FILE).read_text(encoding="utf-8", errors="replace")
     except OSError:
         return []
     out = []
@@ -96,8 +96,9 @@ def count_directories(root: Path, ignored: "callable[[str], bool] | None" = None
     return count
 
 
-def inotify_limit(limit_file: Path = WATCH_LIMIT_FILE) -> int | None:
+def inotify_limit(limit_file: Path | None = None) -> int | None:
+    """The per-user inotify watch limit, or None where it cannot be read."""
     try:
-        return int(limit_file.read_text().strip())
+        return int((limit_file or WATCH_LIMIT_FILE).read_text().strip())
     except (OSError, ValueError):
         return None
