@@ -111,13 +111,20 @@ class Decoded:
         h, w = self.rgb.shape[:2]
         if max(h, w) <= long_edge:
             return self.rgb
-        return self._cached(("rgb", long_edge), lambda: _shrink(self.rgb, long_edge))
+        return self._cached(("rgb", long_edge), lambda: _shrink(self._source("rgb", long_edge, self.rgb), long_edge))
 
     def grey_resized(self, long_edge: int) -> np.ndarray:
         h, w = self.rgb.shape[:2]
         if max(h, w) <= long_edge:
             return self.grey()
-        return self._cached(("grey", long_edge), lambda: _shrink(self.grey(), long_edge))
+        return self._cached(("grey", long_edge), lambda: _shrink(self._source("grey", long_edge, self.grey()), long_edge))
+
+    def _source(self, kind: str, long_edge: int, full: np.ndarray) -> np.ndarray:
+        """The smallest view already made that is still at least ``long_edge``: a
+        pyramid, so a 128-px view is not resampled from the full decode again."""
+        with self._lock:
+            sizes = sorted(k[1] for k in self._cache if isinstance(k, tuple) and k[0] == kind and k[1] >= long_edge)
+            return self._cache[(kind, sizes[0])] if sizes else full
 
 
 def _shrink(pixels: np.ndarray, long_edge: int) -> np.ndarray:

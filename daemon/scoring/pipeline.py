@@ -107,6 +107,11 @@ class Pipeline:
         if self._started:
             return self
         self._started = True
+        # parallelism comes from the worker threads; OpenCV's own thread pool on top
+        # of them only oversubscribes the cores
+        import cv2
+
+        cv2.setNumThreads(1)
         self.writer.start()
         for i in range(self.config.worker_count):
             t = threading.Thread(target=self._work, name=f"score-{i}", daemon=True)

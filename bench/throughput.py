@@ -1,0 +1,135 @@
+"""Scoring throughput on generated 12-megapixel JPEGs, in one run.
+
+Prints three rates and two ratios:
+
+- decode-only: ``decode_image`` at the configured size on the pipeline's worker
+  count (the limit: keepers cannot score faster than it decodes);
+- keepers: the real pipeline (scan, decode, hashes, every built-in scorer, the
+  store writer) on a fresh database;
+- naive: what a script without keepers' care does per photo: a full-resolution
+  decode, the `brisque` package's own feature code (its ``score()`` fails
+  under numpy 2, so its ``calculate_brisque_features`` at both scales plus the
+  shipped SVM) on the full image, and the same OpenCV measures (Laplacian
+  variance, exposure, Haar faces) on the full image.
+
+Targets: keepers >= 0.5 x decode-only and >= 10 x naive.
+
+    .venv/bin/python bench/throughput.py [--photos 24] [--naive 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from daemon.config import load_config  # noqa: E402
+from daemon.imaging.decode import decode_image  # noqa: E402
+
+
+def make_photos(folder: Path, count: int) -> list[Path]:
+    from skimage import data
+
+    bases = [np.asarray(Image.fromarray(getattr(data, n)()).convert("RGB").resize((4000, 3000), Image.Resampling.BILINEAR))
+             for n in ("astronaut", "coffee", "chelsea")]
+    out = []
+    for i in range(count):
+        pixels = np.clip(np.roll(bases[i % 3], (i * 7) % 50, axis=1).astype(np.int16) + (i % 11) - 5, 0, 255).astype(np.uint8)
+        path = folder / f"IMG_{i:04d}.jpg"
+        Image.fromarray(pixels).save(path, "JPEG", quality=90)
+        out.append(path)
+    return out
+
+
+def decode_only(paths: list[Path], size: int, workers: int) -> float:
+    started = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(lambda p: decode_image(p, size=size), paths))
+    return len(paths) / (time.perf_counter() - started)
+
+
+def keepers_rate(folder: Path, db: Path) -> tuple[float, int, float]:
+    """Photos/s of the pipeline once started (the scorers' one-off model and
+    cascade loading is reported apart: a daemon pays it once)."""
+    from daemon.scoring.pipeline import Pipeline
+    from daemon.scoring.scan import scan_folders
+    from daemon.store.writer import StoreWriter
+
+    config = load_config(None, photos=[folder], database=db)
+    t0 = time.perf_counter()
+    with StoreWriter(db) as writer:
+        pipeline = Pipeline(config, writer).start()
+        warm = decode_image(next(folder.glob("*.jpg")), size=config.decode_size)
+        with ThreadPoolExecutor(config.worker_count) as pool:  # load per-thread cascades as the workers would
+            list(pool.map(lambda s: s.score(warm), pipeline.scorers))
+        startup = time.perf_counter() - t0
+        started = time.perf_counter()
+        scan_folders(config, writer, pipeline)
+        pipeline.drain()
+        seconds = time.perf_counter() - started
+        pipeline.stop()
+    return pipeline.scored_total / seconds, pipeline.scored_total, startup
+
+
+def naive_one(path: Path) -> float:
+    import cv2
+    from brisque import BRISQUE
+
+    rgb = np.asarray(Image.open(path).convert("RGB"))  # full resolution
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    measure = BRISQUE(url=False)
+    g = grey.astype(np.float64) / 255.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        feats = measure.calculate_brisque_features(g, kernel_size=7, sigma=7 / 6)
+        half = cv2.resize(g, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_CUBIC)
+        feats = np.concatenate((feats, measure.calculate_brisque_features(half, kernel_size=7, sigma=7 / 6)))
+        # its features are 1-element arrays, which its own scaling cannot float() under numpy 2
+        quality = measure.calculate_image_quality_score([float(np.asarray(f).ravel()[0]) for f in feats])
+    cv2.Laplacian(grey, cv2.CV_64F).var()
+    float(grey.mean())
+    cascade = cv2.CascadeClassifier(os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml"))
+    cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5)
+    return float(quality)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--photos", type=int, default=24, help="12 MP JPEGs to generate (default 24)")
+    parser.add_argument("--naive", type=int, default=2, help="photos for the naive reference (it is slow; default 2)")
+    args = parser.parse_args()
+    config = load_config(None, check_folders=False)
+    with tempfile.TemporaryDirectory(prefix="keepers-bench-") as tmp:
+        folder = Path(tmp) / "photos"
+        folder.mkdir()
+        t = time.perf_counter()
+        paths = make_photos(folder, args.photos)
+        print(f"generated {len(paths)} 4000x3000 JPEGs in {time.perf_counter() - t:.1f} s; "
+              f"{config.worker_count} workers, decode size {config.decode_size}")
+        decode_rate = decode_only(paths, config.decode_size, config.worker_count)
+        print(f"decode-only:      {decode_rate:6.2f} photos/s")
+        keepers, scored, startup = keepers_rate(folder, Path(tmp) / "bench.db")
+        print(f"keepers built-in: {keepers:6.2f} photos/s ({scored} scored; start-up {startup:.2f} s, paid once)")
+        started = time.perf_counter()
+        for p in paths[: args.naive]:
+            naive_one(p)
+        naive = args.naive / (time.perf_counter() - started)
+        print(f"naive reference:  {naive:6.3f} photos/s (full decode + brisque package features + OpenCV on the full image)")
+    print(f"keepers / decode-only = {keepers / decode_rate:.2f} (target >= 0.5)")
+    print(f"keepers / naive       = {keepers / naive:.1f} (target >= 10)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
