@@ -37,6 +37,13 @@ test: $(VENV)/.installed-all
 	-@command -v exiftool >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
 		&& apt-get install -y -q libimage-exiftool-perl >/dev/null 2>&1; } \
 		|| echo "note: exiftool not installed; XMP read-back falls back to python-xmp-toolkit or is skipped"
+	@# the daemon tests copy with rsync and check the unit with systemd-analyze; same guarded install
+	-@command -v rsync >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+		&& apt-get install -y -q rsync >/dev/null 2>&1; } \
+		|| echo "note: rsync not installed; the daemon test skips its rsync case"
+	-@command -v systemd-analyze >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+		&& apt-get install -y -q systemd >/dev/null 2>&1; } \
+		|| echo "note: systemd-analyze not installed; the unit file checks are skipped"
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed-all

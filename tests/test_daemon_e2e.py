@@ -104,13 +104,6 @@ def test_each_way_of_writing_a_photo_ends_as_one_correct_row(daemon: Daemon, tmp
     assert second[0] == first[0] and second[3] == saved.stat().st_size
     expected_passes += 1
 
-    # rsync (temp name .synced.jpg.XXXXXX, then renamed)
-    if shutil.which("rsync"):
-        small_photo(outside / "synced.jpg", 4)
-        subprocess.run(["rsync", str(outside / "synced.jpg"), str(photos) + "/"], check=True)
-        wait_scored(db, photos / "synced.jpg")
-        expected_passes += 1
-
     # an in-place rewrite keeps the row and is scored again
     inplace = small_photo(photos / "inplace.jpg", 5)
     first = wait_scored(db, inplace)
@@ -163,3 +156,20 @@ def test_each_way_of_writing_a_photo_ends_as_one_correct_row(daemon: Daemon, tmp
     assert all(r[3] == Path(p).stat().st_size for p, r in live.items()), "a row holds a size the file does not have"
     assert wait_for(lambda: scored_total(daemon) == expected_passes, 6), (
         f"expected {expected_passes} scoring passes, the daemon reports {scored_total(daemon)}")
+
+
+@pytest.mark.skipif(shutil.which("rsync") is None,
+                    reason="rsync is not installed (Debian package `rsync`; `make test` installs it when apt can)")
+def test_rsync_into_the_folder_is_scored_once_at_its_final_name(daemon: Daemon, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    for i in range(3):
+        small_photo(outside / f"synced{i}.jpg", 40 + i)
+    # rsync writes each file as .synced0.jpg.XXXXXX, then renames it
+    subprocess.run(["rsync", "-a", str(outside) + "/", str(daemon.photos) + "/"], check=True)
+    for i in range(3):
+        wait_scored(daemon.db, daemon.photos / f"synced{i}.jpg")
+    time.sleep(1.0)
+    rows = rows_by_path(daemon.db)
+    assert sorted(rows) == [str(daemon.photos / f"synced{i}.jpg") for i in range(3)], rows
+    assert all(r[1] == "scored" for r in rows.values())
+    assert wait_for(lambda: scored_total(daemon) == 3, 6), f"the daemon reports {scored_total(daemon)} scoring passes"

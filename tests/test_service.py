@@ -124,3 +124,15 @@ def test_daemon_answers_rescan_commands_and_stores_warnings_in_the_log_table(tmp
         assert json.loads(beat[3])[0]["path"] == str(photos)
     finally:
         assert daemon.terminate() == 0
+
+
+def test_notifier_never_blocks_on_a_listener_that_stopped_reading(tmp_path: Path) -> None:
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(str(tmp_path / "n.sock"))
+    try:
+        notifier = Notifier(str(tmp_path / "n.sock"))
+        results = [notifier.status("x" * 1000) for _ in range(5000)]  # far more than the socket buffers (a blocking send hangs here)
+        assert results[0] is True and results[-1] is False
+        notifier.close()
+    finally:
+        server.close()

@@ -18,6 +18,7 @@ and ``startup_hooks``.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import importlib
 import json
 import logging
@@ -209,8 +210,9 @@ class Service:
             log.warning("watching %d folders needs about %d inotify watches but fs.inotify.max_user_watches is %d; "
                         "changes in some folders will be missed until the hourly rescan: %s",
                         len(watched), needed, limit, RAISE_WATCHES_HINT)
-        if self._overflow is None:
-            self._overflow = attach_overflow_listener(self.watcher.rescan_event_roots)
+        if self._overflow is not None:
+            detach_overflow_listener(self._overflow)
+        self._overflow = attach_overflow_listener(self.watcher.rescan_event_roots)
 
     def _schedule_jobs(self) -> None:
         self.scheduler.add_job(self._heartbeat_job, "interval", seconds=HEARTBEAT_SECONDS, id="heartbeat",
@@ -303,9 +305,6 @@ class Service:
         self.writer.submit(lambda db: db["daemon"].upsert(row, pk="id"))
 
     def _heartbeat_job(self) -> None:
-        if self._reload.is_set():
-            self._reload.clear()
-            self.reload()
         if self.watcher is not None:
             self.watcher.check()
         self._heartbeat()
@@ -320,6 +319,7 @@ class Service:
     # -- reload and stop ------------------------------------------------------------------
 
     def request_reload(self) -> None:
+        """Ask the main loop to re-read the config (from a signal handler: no work here)."""
         self._reload.set()
 
     def reload(self) -> None:
@@ -387,6 +387,7 @@ def serve(config: Config, args: argparse.Namespace | None = None) -> int:
 
     for sig, handler in ((signal.SIGTERM, on_stop), (signal.SIGINT, on_stop), (signal.SIGHUP, on_hup)):
         previous[sig] = signal.signal(sig, handler)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID`: every thread's stack to the log
     try:
         service.start()
         while not service.stop_event.wait(0.5):

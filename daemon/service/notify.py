@@ -36,6 +36,8 @@ class Notifier:
             try:
                 if self._sock is None:
                     self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                    # never block the daemon on a listener that stopped reading: drop the message instead
+                    self._sock.setblocking(False)
                 self._sock.sendto(payload, target)
                 return True
             except OSError as exc:

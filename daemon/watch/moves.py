@@ -63,12 +63,13 @@ def unchanged_row(conn: Any, path: Path | str, size: int, mtime_ns: int) -> bool
 
 
 def vanished_candidates(conn: Any, size: int) -> list[tuple[int, str, str | None]]:
-    """Rows of this size whose file is gone (marked deleted, or missing on disk): (id, path, content_hash)."""
+    """Rows of this size marked deleted whose content could reappear: (id, path, content_hash).
+    (Found through the status index: cheap however large the library.)"""
     rows = conn.execute(
-        "SELECT id, path, content_hash, status FROM images WHERE size = ? AND content_hash IS NOT NULL AND status IN ('scored', 'deleted')",
+        "SELECT id, path, content_hash FROM images WHERE status = 'deleted' AND size = ? AND content_hash IS NOT NULL",
         (size,),
     ).fetchall()
-    return [(i, p, h) for i, p, h, status in rows if status == "deleted" or not os.path.lexists(p)]
+    return [(int(i), p, h) for i, p, h in rows]
 
 
 def relink(db: Any, image_id: int, path: Path | str, root: Path | str, size: int, mtime_ns: int) -> None:
