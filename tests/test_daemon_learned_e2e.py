@@ -81,3 +81,22 @@ def test_daemon_is_ready_before_the_model_and_scores_with_it_from_kaggle(
         code = daemon.terminate(timeout=30)
         notify.close()
     assert code == 0, daemon.log_text()
+
+
+def test_daemon_exits_non_zero_when_a_strict_model_cannot_be_had(tmp_path: Path) -> None:
+    catalog = tmp_path / "models.yaml"
+    catalog.write_text(yaml.safe_dump({"models": {"musiq-spaq": {
+        "task": "technical", "framework": "tf-savedmodel", "adapter": "musiq", "output_range": [0, 100],
+        "sources": []}}}))
+    config = write_config(tmp_path / "keepers.yaml", extra=(
+        f"models:\n  catalog: {catalog}\n  enabled: [musiq-spaq]\n  strict: true\n  offline: true\n"))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    daemon = Daemon(photos, tmp_path / "state" / "keepers.db", config).start(wait_ready=False)
+    try:
+        assert daemon.proc is not None
+        code = daemon.proc.wait(60)
+    finally:
+        daemon.kill()
+    assert code == 3, daemon.log_text()
+    assert "models.strict is set" in daemon.log_text()

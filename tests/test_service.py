@@ -136,3 +136,26 @@ def test_notifier_never_blocks_on_a_listener_that_stopped_reading(tmp_path: Path
         notifier.close()
     finally:
         server.close()
+
+
+@pytest.mark.slow
+def test_sighup_reloads_ignore_patterns_without_a_restart(tmp_path: Path) -> None:
+    import signal
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    config = write_config(tmp_path / "keepers.yaml", settle=0.2)
+    daemon = Daemon(photos, tmp_path / "state" / "keepers.db", config).start()
+    try:
+        pid = daemon.proc.pid
+        config.write_text(config.read_text() + 'ignore_patterns: [".*", "*.tmp", "draft_*"]\n')
+        os.kill(pid, signal.SIGHUP)
+        assert wait_for(lambda: "config reloaded" in daemon.log_text(), 10), daemon.log_text()
+        small_photo(photos / "draft_1.jpg", 70)
+        small_photo(photos / "keep_1.jpg", 71)
+        assert wait_for(lambda: str(photos / "keep_1.jpg") in rows_by_path(daemon.db), 15)
+        time.sleep(1.0)
+        assert str(photos / "draft_1.jpg") not in rows_by_path(daemon.db)
+        assert daemon.proc.pid == pid and daemon.proc.poll() is None
+    finally:
+        assert daemon.terminate() == 0
