@@ -4,7 +4,6 @@ before the model has loaded; photos get the model's score; the model's row says 
 from __future__ import annotations
 
 import sqlite3
-import time
 from pathlib import Path
 from typing import Any
 

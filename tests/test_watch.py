@@ -10,7 +10,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 
 from daemon.config import PhotoFolder, load_config
 from daemon.scoring.scan import Matcher
@@ -75,12 +74,12 @@ def test_a_truncated_jpeg_waits_then_goes_to_the_pipeline_to_be_reported(tmp_pat
     path = tmp_path / "cut.jpg"
     path.write_bytes(photo_bytes(3)[:-200])
     assert not file_looks_complete(path)
-    settler = Settler(got, settle_seconds=0.1, tick_seconds=0.02, give_up_factor=5).start()
+    settler = Settler(got, settle_seconds=0.1, tick_seconds=0.02, give_up_factor=15).start()
     try:
         settler.touch(path, tmp_path, closed=True)
         time.sleep(0.3)
         assert not got.calls, "an incomplete JPEG was handed over inside the give-up window"
-        assert wait_for(lambda: got.calls, 3)
+        assert wait_for(lambda: got.calls, 6)
     finally:
         settler.stop()
 
