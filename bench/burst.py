@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import threading
@@ -27,7 +24,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-KEEPERS = [sys.executable, "-c", "import sys; from daemon.cli import main; sys.exit(main())"]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _daemon import running_daemon  # noqa: E402
+
 TARGET_MB = 150.0
 
 
@@ -81,22 +80,11 @@ def main() -> int:
         t = time.monotonic()
         files = make_photos(staging, args.photos)
         print(f"made {len(files)} photos of {files[0].stat().st_size // 1024} KiB in {time.monotonic() - t:.1f} s")
-        config = tmp_path / "keepers.yaml"
         scorers = "" if args.scorers == "default" else f"scorers: [{args.scorers}]\n"
-        config.write_text(f"workers: {args.workers}\nrescan_minutes: 0\n{scorers}"
-                          "album:\n  reselect_minutes: 0\n  reselect_after_new: 0\n")
-        sock_path = tmp_path / "notify.sock"
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        sock.bind(str(sock_path))
-        sock.settimeout(120)
-        env = {**os.environ, "NOTIFY_SOCKET": str(sock_path), "KEEPERS_STATE_DIR": str(tmp_path / "state"),
-               "KEEPERS_CACHE": str(tmp_path / "cache"), "KEEPERS_CONFIG": str(config)}
-        log = open(tmp_path / "daemon.log", "wb")
-        proc = subprocess.Popen([*KEEPERS, "run", "--photos", str(photos), "--db", str(db), "--config", str(config)],
-                                env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            while b"READY=1" not in sock.recv(4096):
-                pass
+        config_text = (f"workers: {args.workers}\nrescan_minutes: 0\n{scorers}"
+                       "album:\n  reselect_minutes: 0\n  reselect_after_new: 0\n")
+        with running_daemon(tmp_path, photos, db, config_text) as daemon:
+            proc = daemon.proc
             time.sleep(2.0)
             idle = rss_mb(proc.pid)
             peak = idle
@@ -121,22 +109,11 @@ def main() -> int:
             done.set()
             sampler.join()
             count = scored(db)
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                code = proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                code = proc.wait(10)
-                print("the daemon did not stop within 30 s of SIGTERM; its log ends:\n"
-                      + (tmp_path / "daemon.log").read_text()[-3000:])
-            log.close()
-            sock.close()
         print(f"dropped {args.photos} photos in {dropped:.1f} s; {count} scored after {drained:.1f} s "
-              f"({count / drained:.0f} photos/s); daemon exit code {code}")
+              f"({count / drained:.0f} photos/s); daemon exit code {daemon.exit_code}")
         print(f"RSS idle {idle:.0f} MB, peak {peak:.0f} MB: peak growth {peak - idle:.0f} MB (target <= {TARGET_MB:.0f} MB)")
         if count < args.photos:
-            print("NOT DRAINED: see the daemon log:\n" + (tmp_path / "daemon.log").read_text()[-3000:])
+            print("NOT DRAINED: see the daemon log:\n" + daemon.log_tail())
             return 1
     return 0
 

@@ -12,12 +12,8 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
-import signal
-import socket
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +22,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-KEEPERS = [sys.executable, "-c", "import sys; from daemon.cli import main; sys.exit(main())"]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _daemon import running_daemon  # noqa: E402
+
 
 
 def jpeg_bytes(seed: int) -> bytes:
@@ -50,22 +48,10 @@ def main() -> int:
         tmp_path = Path(tmp)
         photos, db = tmp_path / "photos", tmp_path / "state" / "keepers.db"
         photos.mkdir()
-        config = tmp_path / "keepers.yaml"
-        config.write_text(f"settle_seconds: {args.settle}\nrescan_minutes: 0\n"
-                          "album:\n  reselect_minutes: 0\n  reselect_after_new: 0\n")
-        sock_path = tmp_path / "notify.sock"
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        sock.bind(str(sock_path))
-        sock.settimeout(120)
-        env = {**os.environ, "NOTIFY_SOCKET": str(sock_path), "KEEPERS_STATE_DIR": str(tmp_path / "state"),
-               "KEEPERS_CACHE": str(tmp_path / "cache"), "KEEPERS_CONFIG": str(config)}
-        log = open(tmp_path / "daemon.log", "wb")
-        proc = subprocess.Popen([*KEEPERS, "run", "--photos", str(photos), "--db", str(db), "--config", str(config)],
-                                env=env, stdout=log, stderr=subprocess.STDOUT)
+        config_text = (f"settle_seconds: {args.settle}\nrescan_minutes: 0\n"
+                       "album:\n  reselect_minutes: 0\n  reselect_after_new: 0\n")
         latencies: list[float] = []
-        try:
-            while b"READY=1" not in sock.recv(4096):
-                pass
+        with running_daemon(tmp_path, photos, db, config_text) as daemon:
             conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
             payloads = [jpeg_bytes(i) for i in range(args.photos)]
             for i, payload in enumerate(payloads):
@@ -82,17 +68,12 @@ def main() -> int:
                     time.sleep(0.005)
                 time.sleep(args.gap)
             conn.close()
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            code = proc.wait(30)
-            log.close()
-            sock.close()
     if len(latencies) < args.photos:
         print(f"only {len(latencies)} of {args.photos} photos were scored within 30 s each")
         return 1
     q = statistics.quantiles(latencies, n=100)
     print(f"{len(latencies)} photos of 640x480 (close -> scored row visible), settle window {args.settle:.1f} s, "
-          f"daemon exit code {code}")
+          f"daemon exit code {daemon.exit_code}")
     print(f"p50 {statistics.median(latencies):.3f} s, p95 {q[94]:.3f} s, max {max(latencies):.3f} s "
           f"(target p95 <= {args.settle + 0.5:.1f} s)")
     return 0
