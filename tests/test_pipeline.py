@@ -236,3 +236,37 @@ def test_submit_coalesces_a_path_already_waiting(photo_dir: Path, db_path: Path,
         assert pipeline.drain(30)
         pipeline.stop()
     assert scorer.calls == ["one.jpg"]
+
+
+class PerThread(MeanLuma):
+    """Keeps per-thread state, as the face scorer keeps its cascades; records where it was prepared."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.prepared: list[str] = []
+        self.failing_once = True
+
+    def prepare_thread(self) -> None:
+        import threading
+
+        self.prepared.append(threading.current_thread().name)
+        if self.failing_once:
+            self.failing_once = False
+            raise RuntimeError("a preparation that fails must not stop the worker")
+
+
+def test_every_worker_prepares_its_scorers_before_its_first_photo(photo_dir: Path, db_path: Path, tmp_path: Path) -> None:
+    for i in range(4):
+        save_jpeg(scene("rocket", (200, 150)), photo_dir / f"r{i}.jpg")
+    config = config_for(photo_dir, db_path, tmp_path)
+    scorer = PerThread()
+    with StoreWriter(config.database_path) as writer:
+        pipeline = Pipeline(config, writer, [scorer]).start()
+        assert pipeline.wait_ready(30)
+        assert sorted(scorer.prepared) == ["score-0", "score-1"] and scorer.calls == []
+        assert pipeline.wait_ready(0)  # a second wait returns at once
+        assert all(t.is_alive() for t in pipeline._workers)  # the failed preparation did not end its worker
+        scan_folders(config, writer, pipeline)
+        assert pipeline.drain(60)
+        pipeline.stop()
+    assert sorted(scorer.calls) == [f"r{i}.jpg" for i in range(4)]

@@ -76,6 +76,7 @@ class Pipeline:
         self._queued: set[str] = set()  # paths waiting in the queue (events for them coalesce)
         self._stopping = False
         self._started = False
+        self._prepared = threading.Semaphore(0)  # released once by each worker when it is ready
         self.times = StageTimes()
         self.scored_total = 0
         self.errors_total = 0
@@ -118,6 +119,16 @@ class Pipeline:
             t.start()
             self._workers.append(t)
         return self
+
+    def wait_ready(self, timeout: float = 30.0) -> bool:
+        """Wait until every worker has loaded what its scorers need (see :meth:`_prepare`)."""
+        deadline = time.monotonic() + timeout
+        for _ in self._workers:
+            if not self._prepared.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                return False
+        for _ in self._workers:
+            self._prepared.release()  # later callers return at once
+        return True
 
     def submit(self, path: Path | str, root: Path | str) -> bool:
         """Queue a file for scoring; blocks while the queue is full. Returns False when
@@ -184,7 +195,26 @@ class Pipeline:
                 self.scored_total += 1
             self._cond.notify_all()
 
+    def _prepare(self) -> None:
+        """Before the first photo: import the hashing code and let each scorer load its
+        per-thread state (OpenCV's cascades are not shared between threads), so the
+        first photo a worker takes is not also its start-up."""
+        from ..imaging.hashing import warm
+
+        warm()
+        for scorer in self._scorers:
+            prepare = getattr(scorer, "prepare_thread", None)
+            if prepare is not None:
+                try:
+                    prepare()
+                except Exception:  # noqa: BLE001 - the scorer fails again, and is recorded, on the photo
+                    log.exception("preparing scorer %s failed", scorer.name)
+
     def _work(self) -> None:
+        try:
+            self._prepare()
+        finally:
+            self._prepared.release()
         while True:
             item = self._queue.get()
             if item is _STOP:

@@ -68,6 +68,10 @@ class Faces:
     def __init__(self) -> None:
         _cascades()  # fail at start-up, not on the first photo, when the cascades are missing
 
+    def prepare_thread(self) -> None:
+        """Load this thread's classifiers (~15 ms) before its first photo."""
+        _cascades()
+
     def score(self, image: "Decoded") -> list[Score]:  # noqa: F821
         face_clf, eye_clf, smile_clf, confirm_clf = _cascades()
         grey_full = image.grey()
