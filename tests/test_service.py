@@ -159,3 +159,22 @@ def test_sighup_reloads_ignore_patterns_without_a_restart(tmp_path: Path) -> Non
         assert daemon.proc.pid == pid and daemon.proc.poll() is None
     finally:
         assert daemon.terminate() == 0
+
+
+def test_the_album_is_picked_once_the_start_up_backlog_is_scored(tmp_path: Path) -> None:
+    """Fewer new photos than reselect_after_new and a long reselect_minutes: the album still
+    appears right after the catch-up scan, not ten minutes later."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(5):
+        small_photo(photos / f"IMG_{i}.jpg", seed=i)
+    config = write_config(tmp_path / "keepers.yaml")
+    config.write_text(config.read_text().replace("reselect_minutes: 0\n  reselect_after_new: 0", "reselect_minutes: 60\n  reselect_after_new: 50"))
+    daemon = Daemon(photos, tmp_path / "state" / "keepers.db", config).start()
+    try:
+        runs = wait_for(lambda: query(daemon.db, "SELECT trigger, photos FROM selection_runs WHERE finished IS NOT NULL"), 30)
+        assert runs and runs[0] == ("start-up", 5), runs
+        assert query(daemon.db, "SELECT COUNT(*) FROM images WHERE status = 'scored'")[0][0] == 5
+        assert query(daemon.db, "SELECT COUNT(*) FROM picks")[0][0] >= 1
+    finally:
+        assert daemon.terminate() == 0

@@ -19,7 +19,7 @@ from .plan import make_plan
 
 log = logging.getLogger(__name__)
 
-TRIGGERS = ("schedule", "new-photos", "command", "cli")
+TRIGGERS = ("start-up", "schedule", "new-photos", "command", "cli")
 
 
 def run_selection(

@@ -9,7 +9,10 @@ trigger, and the ``reselect`` / ``pin`` / ``unpin`` / ``reject`` commands.
   JSON-ready result (stored in ``commands.result``) or raises (``commands.error``);
 - ``service.pipeline.on_committed(callback)``: ``callback(photos)`` after each
   committed batch, where ``photos`` is the number (or a list) of newly scored photos;
-- optionally ``service.models.comparator()``: the ready comparator or None.
+- optionally ``service.models.comparator()``: the ready comparator or None;
+- optionally ``service.caught_up_hooks``: ``hook(summary)`` once the start-up
+  catch-up scan's photos are committed (the album is picked then, not only after
+  ``reselect_minutes`` or ``reselect_after_new`` photos).
 """
 
 from __future__ import annotations
@@ -67,6 +70,18 @@ class AlbumHooks:
         if due:
             threading.Thread(target=self._run_new_photos, name="album-new-photos", daemon=True).start()
 
+    def after_catch_up(self, summary: Any) -> None:
+        """The start-up backlog is scored: pick now, so a library that was scored while
+        the daemon was down, or a first run on a small folder, has its album at once.
+        Not when both automatic triggers are off: that user re-picks on command only."""
+        album = self.config.album
+        if album.reselect_minutes <= 0 and album.reselect_after_new <= 0:
+            return
+        try:
+            self.reselect("start-up")
+        except Exception:
+            log.exception("album selection after the start-up scan failed; the next scheduled run retries")
+
     def _run_new_photos(self) -> None:
         try:
             self.reselect("new-photos")
@@ -109,6 +124,9 @@ def install(service: Any) -> AlbumHooks:
             register(kind, lambda arg, kind=kind: hooks.handle(kind, arg))
     else:
         log.warning("album: the service has no register_command; reselect/pin/unpin/reject commands are not handled")
+    caught_up = getattr(service, "caught_up_hooks", None)
+    if isinstance(caught_up, list):
+        caught_up.append(hooks.after_catch_up)
     pipeline = getattr(service, "pipeline", None)
     on_committed = getattr(pipeline, "on_committed", None)
     if callable(on_committed):

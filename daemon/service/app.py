@@ -73,7 +73,8 @@ class _ScanTarget:
 class Service:
     """The running daemon's parts, for plugins: ``config``, ``writer``, ``pipeline``,
     ``scheduler``, ``models`` (the ModelManager), ``hub``, ``register_command``,
-    ``startup_hooks`` (called with the service just before READY)."""
+    ``startup_hooks`` (called with the service just before READY), ``caught_up_hooks``
+    (called with the catch-up scan's summary once every photo it queued is committed)."""
 
     def __init__(self, config: Config, args: argparse.Namespace | None = None, *, notifier: Notifier | None = None):
         self.config = config
@@ -81,6 +82,7 @@ class Service:
         self.notifier = notifier or Notifier()
         self.commands = CommandRegistry()
         self.startup_hooks: list[Callable[["Service"], None]] = []
+        self.caught_up_hooks: list[Callable[[Any], None]] = []
         self.writer: Any = None
         self.pipeline: Any = None
         self.scheduler: Any = None
@@ -195,8 +197,26 @@ class Service:
                 return
             log.info("catch-up scan: found %d, new %d, changed %d, unchanged %d, deleted %d",
                      summary.found, summary.new, summary.changed, summary.unchanged, summary.deleted)
+            if self.caught_up_hooks:
+                # on a thread of its own: the scan thread stays free for the rescans queued behind it
+                threading.Thread(target=self._after_catch_up, args=(summary,), name="caught-up", daemon=True).start()
 
         self._scans.submit(run)
+
+    def _after_catch_up(self, summary: Any) -> None:
+        """Wait (while the daemon runs) until the backlog has settled and is committed, then tell the hooks."""
+        while not self.stop_event.is_set():
+            settler = self.settler
+            if (settler is None or settler.wait_idle(2.0)) and self.pipeline.drain(2.0) \
+                    and (settler is None or settler.pending() == 0):
+                break
+        else:
+            return
+        for hook in list(self.caught_up_hooks):
+            try:
+                hook(summary)
+            except Exception:  # noqa: BLE001 - a plugin's bug must not stop the daemon
+                log.exception("catch-up hook %r failed", hook)
 
     def _start_watching(self) -> None:
         matcher = Matcher(self.config)

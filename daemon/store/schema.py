@@ -98,7 +98,7 @@ CREATE INDEX model_events_model ON model_events(model, at);
 
 CREATE TABLE selection_runs (
     id            INTEGER PRIMARY KEY,
-    trigger       TEXT NOT NULL,            -- schedule, new-photos, command, cli
+    trigger       TEXT NOT NULL,            -- start-up, schedule, new-photos, command, cli
     mode          TEXT,                     -- full or incremental
     settings      TEXT,                     -- fingerprint of the settings it ran with (a change forces a full run)
     started       REAL NOT NULL,
