@@ -270,3 +270,27 @@ def test_every_worker_prepares_its_scorers_before_its_first_photo(photo_dir: Pat
         assert pipeline.drain(60)
         pipeline.stop()
     assert sorted(scorer.calls) == [f"r{i}.jpg" for i in range(4)]
+
+
+class RenamesWhileScoring(MeanLuma):
+    """Renames the photo while it is being scored, as a user renaming a fresh photo would."""
+
+    def score(self, image: Any) -> list[Score]:
+        scores = super().score(image)
+        image.path.rename(image.path.with_name("renamed-" + image.path.name))
+        return scores
+
+
+def test_a_photo_renamed_while_it_is_scored_leaves_no_row_under_its_old_name(photo_dir: Path, db_path: Path, tmp_path: Path) -> None:
+    save_jpeg(scene("rocket", (200, 150)), photo_dir / "fresh.jpg")
+    config = config_for(photo_dir, db_path, tmp_path)
+    with StoreWriter(config.database_path) as writer:
+        pipeline = Pipeline(config, writer, [RenamesWhileScoring()]).start()
+        scan_folders(config, writer, pipeline)
+        assert pipeline.drain(60)
+        assert pipeline.scored_total == 0
+        pipeline.stop()
+    assert "fresh.jpg" not in {name for name, row in rows(db_path).items() if row["status"] != "deleted"}
+    # the new name is an ordinary new file: the next scan scores it once
+    summary = run_scan(config, [MeanLuma()])
+    assert summary.new == 1 and rows(db_path)["renamed-fresh.jpg"]["status"] == "scored"

@@ -276,7 +276,13 @@ class Pipeline:
         weights = self.weights
         meta = decoded.meta
 
-        def work(db: Any) -> int:
+        def work(db: Any) -> int | None:
+            if not os.path.lexists(path):
+                # renamed or deleted while it was scored: its move or delete event has
+                # scored the new name or is about to record the deletion; a row here
+                # would be a stale duplicate until the next reconciliation scan
+                mark_deleted(db, [path])
+                return None
             t = time.perf_counter()
             image_id = record_result(db, path=path, root=root, stat=stat, meta=meta, phash=perceptual, content_hash=chash,
                                      scores=scores, weights=weights, scorer_errors=failures)
@@ -300,6 +306,8 @@ class Pipeline:
                 self._finish(key)
                 return
             image_id = fut.result()
+            if scored and image_id is None:
+                log.info("%s went away while it was scored; not stored under its old name", path_key(path))
             self._finish(key, image_id if scored else None)
             if scored and image_id is not None:
                 for callback in list(self._callbacks):
