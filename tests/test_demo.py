@@ -72,3 +72,20 @@ def test_a_count_below_one_is_refused_with_a_reason(tmp_path: Path, capsys) -> N
     assert main(["demo", str(tmp_path / "d"), "--count", "0"]) != 0
     assert "--count must be at least 1" in capsys.readouterr().err
     assert not (tmp_path / "d").exists()
+
+
+def test_the_demo_album_picks_the_sharp_frame_of_every_burst(tmp_path: Path, capsys) -> None:
+    """What `make run` shows a new user first: one pick per burst, and it is the clean, sharp frame
+    (the noisy one used to win the astronaut's burst on its noise-inflated face sharpness)."""
+    import json
+
+    folder, db = tmp_path / "demo", tmp_path / "keepers.db"
+    write_demo_set(folder)
+    assert main(["run", "--once", "--photos", str(folder), "--db", str(db)]) == 0
+    assert main(["reselect", "--db", str(db)]) == 0
+    capsys.readouterr()
+    assert main(["picks", "--db", str(db), "--json"]) == 0
+    picks = json.loads(capsys.readouterr().out)
+    scenes = {Path(p).stem.split("_")[1] for p in folder.glob("*.jpg")}
+    assert len(picks) == len(scenes) and all(Path(p["path"]).stem.endswith("_sharp") for p in picks), \
+        [(Path(p["path"]).name, p["reason"]["decided_by"]) for p in picks]

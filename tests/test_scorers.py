@@ -149,6 +149,19 @@ def test_a_blurred_face_is_a_worse_portrait_than_a_sharp_one(tmp_path: Path) -> 
     assert "faces" in soft and sharp["faces"].normalised > soft["faces"].normalised + 0.2
 
 
+def test_a_noisy_face_is_a_worse_portrait_than_a_clean_one(tmp_path: Path) -> None:
+    """High-ISO colour noise raises the Laplacian of a face as much as detail does; the
+    face score must not take it for sharpness (it picked the noisy frame of a burst)."""
+    img = scene("astronaut")
+    rng = np.random.default_rng(3)
+    noisy_px = np.clip(np.asarray(img, dtype=np.float32) + rng.normal(0.0, 22.0, (img.height, img.width, 3)), 0, 255)
+    clean = {s.name: s for s in Faces().score(via_jpeg(img, tmp_path, "c"))}
+    noisy = {s.name: s for s in Faces().score(via_jpeg(Image.fromarray(noisy_px.astype(np.uint8)), tmp_path, "n"))}
+    assert "faces" in noisy and noisy["faces"].detail["face_sharpness"] > clean["faces"].detail["face_sharpness"]
+    assert clean["faces"].detail["noise_quality"] > 0.9 and noisy["faces"].detail["noise_quality"] < 0.5
+    assert clean["faces"].normalised > noisy["faces"].normalised + 0.2
+
+
 def test_brisque_features_match_the_brisque_package() -> None:
     from brisque import BRISQUE
 

@@ -15,7 +15,7 @@ import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import cv2
 import numpy as np
@@ -24,6 +24,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from ..errors import ImageRejected
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 RAW_EXTENSIONS = frozenset({".cr2", ".cr3", ".nef", ".arw", ".dng", ".raf", ".orf", ".rw2"})
 HEIF_EXTENSIONS = frozenset({".heic", ".heif", ".hif"})
@@ -80,6 +81,7 @@ class Decoded:
     meta: PhotoMeta
     _cache: dict[Any, np.ndarray] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _measures: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_array(cls, rgb: np.ndarray, path: Path | str = "<array>", meta: PhotoMeta | None = None) -> "Decoded":
@@ -101,6 +103,16 @@ class Decoded:
             with self._lock:
                 self._cache[key] = hit
         return hit
+
+    def shared(self, key: str, make: Callable[[], T]) -> T:
+        """A measurement of these pixels that several scorers use, made once per photo."""
+        with self._lock:
+            if key in self._measures:
+                return self._measures[key]  # type: ignore[no-any-return]
+        value = make()
+        with self._lock:
+            self._measures[key] = value
+        return value
 
     def grey(self) -> np.ndarray:
         """Luma (HxW uint8)."""

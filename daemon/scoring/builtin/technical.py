@@ -107,6 +107,15 @@ class Noise:
     CLEAN, SCALE = 1.5, 1.5
 
     def score(self, image: "Decoded") -> list[Score]:  # noqa: F821
+        sigma = chroma_noise(image)
+        return [Score(self.name, self.task, sigma, noise_quality(sigma), self.version)]
+
+
+def chroma_noise(image: "Decoded") -> float:  # noqa: F821
+    """The chroma noise sigma of :class:`Noise`, measured once per photo (the face
+    scorer uses it too)."""
+
+    def measure() -> float:
         view = image.resized(SHARPNESS_EDGE)
         rgb = cv2.resize(view, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA).astype(np.float32)
         r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
@@ -115,9 +124,15 @@ class Noise:
             response = np.abs(cv2.filter2D(channel, cv2.CV_32F, _NOISE_KERNEL))[1:-1, 1:-1]
             # the median of |operator| over Gaussian noise is 0.6745 x 6 sigma: scale back to sigma
             sigmas.append(float(np.median(response)) / (0.6745 * 6.0))
-        sigma = float(np.mean(sigmas))
-        excess = max(0.0, sigma - self.CLEAN) / self.SCALE
-        return [Score(self.name, self.task, sigma, 1.0 / (1.0 + excess * excess), self.version)]
+        return float(np.mean(sigmas))
+
+    return image.shared("chroma_noise", measure)
+
+
+def noise_quality(sigma: float) -> float:
+    """:class:`Noise`'s 0..1 mapping of a chroma noise sigma (1 = clean)."""
+    excess = max(0.0, sigma - Noise.CLEAN) / Noise.SCALE
+    return 1.0 / (1.0 + excess * excess)
 
 
 class Colourfulness:
