@@ -96,3 +96,31 @@ def test_run_once_with_a_missing_folder_names_it_and_exits_non_zero(tmp_path: Pa
     assert main(["run", "--once", "--photos", str(tmp_path / "nope"), "--db", str(db_path)]) == 2
     err = capsys.readouterr().err
     assert "nope" in err and "does not exist" in err
+
+
+def test_run_once_after_a_scorer_upgrade_scores_the_library_again(tmp_path: Path, db_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from daemon.scoring.builtin.technical import Exposure
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i, name in enumerate(("coffee", "rocket")):
+        save_jpeg(scene(name, (320, 240)), folder / f"{i}.jpg")
+    assert main(["run", "--once", "--photos", str(folder), "--db", str(db_path)]) == 0
+    capsys.readouterr()
+    assert main(["run", "--once", "--photos", str(folder), "--db", str(db_path)]) == 0
+    assert "unchanged 2," in capsys.readouterr().out  # same versions: nothing to do
+
+    monkeypatch.setattr(Exposure, "version", "next")
+    assert main(["run", "--once", "--photos", str(folder), "--db", str(db_path)]) == 0
+    out = capsys.readouterr().out
+    assert "unchanged 2 (2 scored again by newer scorers)" in out and "scored 2 " in out, out
+    import sqlite3
+
+    conn = sqlite3.connect(db_path)
+    try:
+        versions = conn.execute("SELECT model_version, COUNT(*) FROM scores WHERE model = 'exposure' GROUP BY 1").fetchall()
+    finally:
+        conn.close()
+    assert versions == [("next", 2)]

@@ -3,6 +3,7 @@ deletions, files that vanish mid-scan, unmounted folders, telemetry."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
@@ -294,3 +295,50 @@ def test_a_photo_renamed_while_it_is_scored_leaves_no_row_under_its_old_name(pho
     # the new name is an ordinary new file: the next scan scores it once
     summary = run_scan(config, [MeanLuma()])
     assert summary.new == 1 and rows(db_path)["renamed-fresh.jpg"]["status"] == "scored"
+
+
+class MeanLumaV2(MeanLuma):
+    """The same measure after an upgrade changed its formula."""
+
+    version = "2"
+
+    def score(self, image: Any) -> list[Score]:
+        self.calls.append(image.path.name)
+        value = float(image.grey().mean())
+        return [Score(self.name, self.task, value, 1.0 - value / 255.0, self.version)]
+
+
+def test_photos_scored_by_an_older_scorer_version_are_scored_again_keeping_other_scores(
+        photo_dir: Path, db_path: Path, tmp_path: Path) -> None:
+    from daemon.scoring.scan import outdated_photos, rescore_outdated
+
+    for i in range(3):
+        save_jpeg(scene("rocket", (200, 150)), photo_dir / f"r{i}.jpg", quality=60 + i * 10)
+    config = config_for(photo_dir, db_path, tmp_path)
+    run_scan(config, [MeanLuma()])
+    conn = sqlite3.connect(db_path)
+    with conn:  # a learned model's score, which the refresh must keep
+        conn.execute("INSERT INTO scores (image_id, model, task, raw, normalised, model_version, scored_at) "
+                     "SELECT id, 'musiq-spaq', 'aesthetic', 70.0, 0.7, '1', 0 FROM images")
+    assert outdated_photos(conn, [MeanLuma()]) == []
+    assert len(outdated_photos(conn, [MeanLumaV2()])) == 3
+    conn.close()
+
+    upgraded = MeanLumaV2()
+    with StoreWriter(config.database_path) as writer:
+        pipeline = Pipeline(config, writer, [upgraded]).start()
+        summary = scan_folders(config, writer, pipeline)
+        assert summary.unchanged == 3 and summary.queued == 0
+        assert rescore_outdated(writer, pipeline) == 3
+        assert pipeline.drain(60)
+        assert rescore_outdated(writer, pipeline) == 0  # nothing left to refresh
+        pipeline.stop()
+    assert sorted(upgraded.calls) == ["r0.jpg", "r1.jpg", "r2.jpg"]
+    conn = sqlite3.connect(db_path)
+    try:
+        got = conn.execute("SELECT model, model_version, normalised FROM scores ORDER BY image_id, model").fetchall()
+        composites = conn.execute("SELECT composite, groups_json FROM images").fetchall()
+    finally:
+        conn.close()
+    assert {(m, v) for m, v, _ in got} == {("mean_luma", "2"), ("musiq-spaq", "1")} and len(got) == 6
+    assert all(json.loads(g).keys() == {"aesthetic", "technical"} for _, g in composites)

@@ -86,7 +86,7 @@ def _run_with_dashboard(args: argparse.Namespace) -> int:
 def run_once(config: Config, *, progress: bool = False, out: Any = None) -> int:
     """Scan every folder, score what is new or changed, wait for it, print a summary."""
     from ..scoring.pipeline import Pipeline
-    from ..scoring.scan import scan_folders
+    from ..scoring.scan import rescore_outdated, scan_folders
     from ..store.writer import StoreWriter
 
     out = out or sys.stdout
@@ -98,8 +98,10 @@ def run_once(config: Config, *, progress: bool = False, out: Any = None) -> int:
         pipeline.start()
         try:
             summary = scan_folders(config, writer, pipeline, progress=progress)
+            writer.flush()  # the scan's error rows and deletions, before the outdated rows are read
+            refreshed = rescore_outdated(writer, pipeline)
             if bar is not None:
-                bar.start(summary.queued)
+                bar.start(summary.queued + refreshed)
             pipeline.drain()
         finally:
             pipeline.stop(drain=True, timeout=30)
@@ -110,7 +112,8 @@ def run_once(config: Config, *, progress: bool = False, out: Any = None) -> int:
     scored = pipeline.scored_total
     rate = scored / seconds if seconds > 0 else 0.0
     print(
-        f"found {summary.found}, new {summary.new}, changed {summary.changed}, unchanged {summary.unchanged}, "
+        f"found {summary.found}, new {summary.new}, changed {summary.changed}, unchanged {summary.unchanged}"
+        f"{f' ({refreshed} scored again by newer scorers)' if refreshed else ''}, "
         f"deleted {summary.deleted}, errors {summary.errors + pipeline.errors_total}; "
         f"scored {scored} in {seconds:.1f} s ({rate:.1f} photos/s) into {config.database_path}",
         file=out,

@@ -37,7 +37,12 @@ class Score:
 class Scorer(Protocol):
     """Measures photos. ``score`` returns the scores it measured, or an empty
     list when the measure does not apply to this photo (no face found: no
-    portrait score). It raises for a real failure; the pipeline records it."""
+    portrait score). It raises for a real failure; the pipeline records it.
+
+    A scorer whose scores are named other than itself lists them in
+    ``outputs`` (see :func:`outputs`); ``version`` changes whenever what it
+    measures or how it maps to 0..1 changes, and photos scored by an older
+    version are scored again."""
 
     name: str
     task: str
@@ -56,3 +61,8 @@ class BatchScorer(Protocol):
     def score(self, image: "Decoded") -> list[Score]: ...
 
     def score_batch(self, images: Sequence["Decoded"]) -> list[list[Score]]: ...
+
+
+def outputs(scorer: object) -> tuple[str, ...]:
+    """The score names a scorer writes: its ``outputs``, else its own name."""
+    return tuple(getattr(scorer, "outputs", None) or (getattr(scorer, "name"),))

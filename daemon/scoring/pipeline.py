@@ -15,12 +15,14 @@ import os
 import queue
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ..errors import ImageRejected
 from ..imaging.decode import decode_image
 from ..imaging.hashing import content_hash, phash
+from .base import outputs
 from .record import FileStat, is_utf8_name, mark_deleted, path_key, record_error, record_result, record_telemetry
 
 if TYPE_CHECKING:
@@ -130,9 +132,11 @@ class Pipeline:
             self._prepared.release()  # later callers return at once
         return True
 
-    def submit(self, path: Path | str, root: Path | str) -> bool:
+    def submit(self, path: Path | str, root: Path | str, *, refresh: bool = False) -> bool:
         """Queue a file for scoring; blocks while the queue is full. Returns False when
-        the same path is already waiting (the queued entry will read the newest content)."""
+        the same path is already waiting (the queued entry will read the newest content).
+        ``refresh``: the file is unchanged and only this pipeline's scorers are run again
+        (their version changed): other scores it has, a learned model's, are kept."""
         if self._stopping:
             raise RuntimeError("the pipeline is stopping; no new work is taken")
         key = str(path)
@@ -141,7 +145,7 @@ class Pipeline:
                 return False
             self._queued.add(key)
             self._unfinished += 1
-        self._queue.put((Path(path), Path(root)))
+        self._queue.put((Path(path), Path(root), refresh))
         return True
 
     def queue_depth(self) -> int:
@@ -219,18 +223,18 @@ class Pipeline:
             item = self._queue.get()
             if item is _STOP:
                 return
-            path, root = item
+            path, root, refresh = item
             with self._cond:
                 self._queued.discard(str(path))  # from now on a new event queues a new pass
             try:
-                self._score_one(path, root)
+                self._score_one(path, root, refresh)
             except Exception:  # noqa: BLE001 - a bug on one photo must not kill the worker
                 log.exception("scoring %s failed unexpectedly", path)
                 self._commit_error(path, root, None, "internal error while scoring; see the log")
             if time.monotonic() - self._last_telemetry > TELEMETRY_SECONDS:
                 self.flush_telemetry()
 
-    def _score_one(self, path: Path, root: Path) -> None:
+    def _score_one(self, path: Path, root: Path, refresh: bool = False) -> None:
         try:
             st = os.stat(path)
         except FileNotFoundError:
@@ -265,10 +269,15 @@ class Pipeline:
         self.times.add("hash", time.perf_counter() - t1)
         scores: list["Score"] = []
         failures: dict[str, str] = {}
-        for scorer in self._scorers:
+        scorers = self._scorers
+        replaces = [name for scorer in scorers for name in outputs(scorer)] if refresh else None
+        for scorer in scorers:
             t = time.perf_counter()
             try:
-                scores.extend(scorer.score(decoded))
+                version = getattr(scorer, "version", None)
+                # each score carries its scorer's version: a later version scores the photo again
+                scores.extend(sc if sc.version or not version else replace(sc, version=str(version))
+                              for sc in scorer.score(decoded))
             except Exception as exc:  # noqa: BLE001 - one scorer failing must not lose the others' work
                 log.warning("scorer %s failed on %s: %s", scorer.name, path, exc)
                 failures[scorer.name] = f"{type(exc).__name__}: {exc}"
@@ -285,7 +294,7 @@ class Pipeline:
                 return None
             t = time.perf_counter()
             image_id = record_result(db, path=path, root=root, stat=stat, meta=meta, phash=perceptual, content_hash=chash,
-                                     scores=scores, weights=weights, scorer_errors=failures)
+                                     scores=scores, weights=weights, scorer_errors=failures, replaces=replaces)
             self.times.add("write", time.perf_counter() - t)
             return image_id
 

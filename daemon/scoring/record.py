@@ -80,11 +80,16 @@ def record_result(
     scores: Sequence["Score"],
     weights: Mapping[str, float],
     scorer_errors: Mapping[str, str] | None = None,
+    replaces: Sequence[str] | None = None,
 ) -> int:
     """Store a scored photo: its row, every score (replacing older ones) and the composite.
 
     A scorer that failed on this photo is named in the row's ``error`` while
-    the photo still counts as scored with what the other scorers measured."""
+    the photo still counts as scored with what the other scorers measured.
+    With ``replaces`` (score names), the content is known to be the one already
+    stored: only those scores are replaced and every other (a learned model's,
+    the embeddings) is kept. A file whose size or modification time changed
+    since its row was written is new content, and replaces everything."""
     now = time.time()
     taken, source = (meta.taken_at, "exif") if meta.taken_at is not None else (stat.mtime_ns / 1e9, "mtime")
     error = "; ".join(f"{name}: {msg}" for name, msg in sorted((scorer_errors or {}).items())) or None
@@ -94,11 +99,18 @@ def record_result(
         "camera": meta.camera, "exif_json": json.dumps(meta.exif, sort_keys=True) if meta.exif else None,
         "phash": phash, "status": "scored", "error": error, "scored_at": now,
     }
-    image_id = _upsert_image(db, path_key(path), str(root), values, now)
     conn = db.conn
-    # the file's content is new: scores (and embeddings) of the old content no longer hold
-    conn.execute("DELETE FROM scores WHERE image_id = ?", (image_id,))
-    conn.execute("DELETE FROM embeddings WHERE image_id = ?", (image_id,))
+    if replaces is not None:
+        row = conn.execute("SELECT size, mtime_ns FROM images WHERE path = ?", (path_key(path),)).fetchone()
+        if row is None or tuple(row) != (stat.size, stat.mtime_ns):
+            replaces = None
+    image_id = _upsert_image(db, path_key(path), str(root), values, now)
+    if replaces is not None:
+        conn.executemany("DELETE FROM scores WHERE image_id = ? AND model = ?", [(image_id, n) for n in replaces])
+    else:
+        # the file's content is new: scores (and embeddings) of the old content no longer hold
+        conn.execute("DELETE FROM scores WHERE image_id = ?", (image_id,))
+        conn.execute("DELETE FROM embeddings WHERE image_id = ?", (image_id,))
     conn.executemany(
         "INSERT OR REPLACE INTO scores (image_id, model, task, raw, normalised, model_version, scored_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
         [(image_id, s.name, s.task, s.raw, s.normalised, s.version, now) for s in scores],

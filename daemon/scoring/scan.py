@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from ..store.db import open_db
+from .base import outputs
 from .record import FileStat, mark_deleted, path_key, record_error
 
 if TYPE_CHECKING:
@@ -239,6 +240,40 @@ def _scan_root(root: Path, matcher: Matcher, writer: "StoreWriter", pipeline: "P
         deleted = writer.submit(lambda db: mark_deleted(db, gone)).result(60)
         log.info("%d photo(s) under %s are gone; marked deleted", deleted, root)
     return ScanSummary(found, new, changed, unchanged, deleted, errors, time.monotonic() - started)
+
+
+def outdated_photos(conn: sqlite3.Connection, scorers: Sequence[Any]) -> list[tuple[str, str]]:
+    """(path, root) of scored photos with a score written by an older version of one
+    of ``scorers`` (same name, other version)."""
+    current = [(name, str(s.version)) for s in scorers if getattr(s, "version", None) for name in outputs(s)]
+    if not current:
+        return []
+    values = ", ".join("(?, ?)" for _ in current)
+    rows = conn.execute(
+        f"WITH cur(model, version) AS (VALUES {values}) "
+        "SELECT DISTINCT i.path, i.root FROM images i JOIN scores s ON s.image_id = i.id "
+        "JOIN cur ON cur.model = s.model AND s.model_version IS NOT cur.version WHERE i.status = 'scored' "
+        "ORDER BY i.path",
+        [v for pair in current for v in pair],
+    )
+    return [(p, r) for p, r in rows]
+
+
+def rescore_outdated(writer: "StoreWriter", pipeline: "Pipeline") -> int:
+    """Queue every photo scored by an older version of a pipeline scorer (an upgrade changed
+    a measure): its scores from these scorers are replaced, the others kept, so a library
+    is never judged by two formulas at once. Returns how many were queued."""
+    conn = open_db(writer.path, readonly=True).conn
+    try:
+        stale = outdated_photos(conn, pipeline.scorers)
+    finally:
+        conn.close()
+    if not stale:
+        return 0
+    log.info("%d photo(s) were scored by an older version of a scorer; scoring them again", len(stale))
+    for path, root in stale:
+        pipeline.submit(Path(path), Path(root), refresh=True)
+    return len(stale)
 
 
 def _progress_bar(enabled: bool) -> Any:

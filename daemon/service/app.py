@@ -33,7 +33,7 @@ from typing import Any, Callable
 
 from .. import __version__
 from ..config import Config
-from ..scoring.scan import Matcher, scan_folders
+from ..scoring.scan import Matcher, rescore_outdated, scan_folders
 from ..store.db import open_db
 from ..watch.intake import Intake, relink_moved_while_away
 from ..watch.mounts import RAISE_WATCHES_HINT, inotify_limit
@@ -197,6 +197,10 @@ class Service:
                 return
             log.info("catch-up scan: found %d, new %d, changed %d, unchanged %d, deleted %d",
                      summary.found, summary.new, summary.changed, summary.unchanged, summary.deleted)
+            try:
+                rescore_outdated(self.writer, self.pipeline)
+            except Exception:  # noqa: BLE001 - the next start tries again; scoring goes on
+                log.exception("could not queue the photos scored by older scorer versions")
             if self.caught_up_hooks:
                 # on a thread of its own: the scan thread stays free for the rescans queued behind it
                 threading.Thread(target=self._after_catch_up, args=(summary,), name="caught-up", daemon=True).start()

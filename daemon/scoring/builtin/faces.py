@@ -69,6 +69,7 @@ class Faces:
     """See the module text."""
 
     name, task, version = "faces", "portrait", VERSION
+    outputs = ("faces", "eyes_open", "smile")
 
     def __init__(self) -> None:
         _cascades()  # fail at start-up, not on the first photo, when the cascades are missing
