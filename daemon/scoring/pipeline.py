@@ -217,6 +217,8 @@ class Pipeline:
     def _work(self) -> None:
         try:
             self._prepare()
+        except Exception:  # noqa: BLE001 - the worker still scores; each photo records what fails
+            log.exception("preparing worker %s failed", threading.current_thread().name)
         finally:
             self._prepared.release()
         while True:
