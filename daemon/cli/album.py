@@ -48,30 +48,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.set_defaults(func=cmd_choice, choice=verb)
 
 
-def daemon_alive(db_path: Path) -> bool:
-    """True when the database's daemon row has a fresh heartbeat (and, on this machine, its pid lives)."""
+def live_daemon(db_path: Path) -> tuple[int | None, str] | None:
+    """(pid, state) of the database's daemon when its heartbeat is fresh (and, on this
+    machine, its pid lives); None when no daemon runs."""
     try:
         conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
     except sqlite3.Error:
-        return False
+        return None
     try:
         row = conn.execute("SELECT pid, state, heartbeat FROM daemon WHERE id = 1").fetchone()
     except sqlite3.Error:
-        return False
+        return None
     finally:
         conn.close()
     if row is None or row[2] is None or row[1] in ("stopped", "stopping"):
-        return False
+        return None
     if time.time() - float(row[2]) > HEARTBEAT_FRESH_SECONDS:
-        return False
+        return None
     if row[0]:
         try:
             os.kill(int(row[0]), 0)
         except ProcessLookupError:
-            return False
+            return None
         except PermissionError:
             pass
-    return True
+    return row[0], row[1]
+
+
+def daemon_alive(db_path: Path) -> bool:
+    """True when the database's daemon row has a fresh heartbeat (and, on this machine, its pid lives)."""
+    return live_daemon(db_path) is not None
 
 
 def wait_for_command(db_path: Path, command_id: int, timeout: float) -> dict[str, Any] | None:

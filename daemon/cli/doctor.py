@@ -6,7 +6,6 @@ import argparse
 import importlib.util
 import os
 import sqlite3
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -124,19 +123,14 @@ def check_inotify(config: Config) -> Check:
 
 
 def check_daemon(db: Path) -> Check:
+    from .album import live_daemon
+
     if not db.exists():
         return Check("daemon", "ok", "not running (no database yet)")
-    try:
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=2)
-        try:
-            row = conn.execute("SELECT pid, state, heartbeat FROM daemon WHERE id = 1").fetchone()
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        row = None
-    if not row or row[1] == "stopped" or (row[2] or 0) < time.time() - 30:
+    live = live_daemon(db)
+    if live is None:
         return Check("daemon", "ok", "not running; start it with `systemctl --user start keepers` or `keepers run`")
-    return Check("daemon", "ok", f"running (pid {row[0]}, {row[1]})")
+    return Check("daemon", "ok", f"running (pid {live[0]}, {live[1]})")
 
 
 def check_extras() -> list[Check]:
