@@ -36,13 +36,11 @@ sys.path.insert(0, str(ROOT))
 
 from daemon.config import load_config  # noqa: E402
 from daemon.imaging.decode import decode_image  # noqa: E402
+from daemon.imaging.demo import scene_image  # noqa: E402
 
 
 def make_photos(folder: Path, count: int) -> list[Path]:
-    from skimage import data
-
-    bases = [np.asarray(Image.fromarray(getattr(data, n)()).convert("RGB").resize((4000, 3000), Image.Resampling.BILINEAR))
-             for n in ("astronaut", "coffee", "chelsea")]
+    bases = [np.asarray(scene_image(n).resize((4000, 3000), Image.Resampling.BILINEAR)) for n in ("astronaut", "coffee", "chelsea")]
     out = []
     for i in range(count):
         pixels = np.clip(np.roll(bases[i % 3], (i * 7) % 50, axis=1).astype(np.int16) + (i % 11) - 5, 0, 255).astype(np.uint8)

@@ -12,14 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from skimage import data
+
+from daemon.imaging.demo import scene_image
 
 SCENES = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field")
 
 
 def scene(name: str, size: tuple[int, int] | None = None) -> Image.Image:
-    """One of scikit-image's bundled colour photos as an RGB image, optionally resized (w, h)."""
-    img = Image.fromarray(np.asarray(getattr(data, name)())).convert("RGB")
+    """One of scikit-image's bundled photos as an RGB image, optionally resized (w, h)."""
+    img = scene_image(name)
     return img.resize(size, Image.Resampling.BILINEAR) if size else img
 
 

@@ -269,13 +269,13 @@ def make_photos(folder: Path, scenes: tuple[str, ...] = ("astronaut", "chelsea",
 
     import numpy as np
     from PIL import Image, ImageFilter
-    from skimage import data
+
+    from daemon.imaging.demo import scene_image
 
     paths: list[Path] = []
     base = FIXED_NOW - 86_400
     for s, scene in enumerate(scenes):
-        pixels = getattr(data, scene)()
-        img = Image.fromarray(pixels).convert("RGB")
+        img = scene_image(scene)
         img.thumbnail((320, 320))
         noisy = np.clip(np.asarray(img, dtype=np.int16) + np.random.default_rng(s).normal(0, 40, (img.height, img.width, 3)), 0, 255)
         variants = {"sharp": img, "blurred": img.filter(ImageFilter.GaussianBlur(4)), "noisy": Image.fromarray(noisy.astype("uint8"))}

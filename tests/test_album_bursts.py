@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image, ImageEnhance, ImageFilter
-from skimage import data
+
+from daemon.imaging.demo import scene_image
 
 WHOLE = ("astronaut", "camera", "coffee", "chelsea", "rocket", "coins", "moon", "page", "text", "clock",
          "hubble_deep_field", "immunohistochemistry", "horse", "grass", "gravel", "brick", "cell", "colorwheel", "retina", "logo")
@@ -31,19 +32,10 @@ SIZE = (320, 240)
 START = datetime(2024, 5, 1, 10, 0, 0)
 
 
-def _rgb(name: str) -> Image.Image:
-    pixels = np.asarray(getattr(data, name)())
-    if pixels.dtype == bool:
-        pixels = pixels.astype(np.uint8) * 255
-    if pixels.ndim == 3 and pixels.shape[2] == 4:
-        pixels = pixels[..., :3]
-    return Image.fromarray(pixels.astype(np.uint8)).convert("RGB")
-
-
 def scenes() -> list[Image.Image]:
-    out = [_rgb(n).resize(SIZE) for n in WHOLE]
+    out = [scene_image(n).resize(SIZE) for n in WHOLE]
     for name in QUARTERED:
-        img = _rgb(name)
+        img = scene_image(name)
         w, h = img.size
         out += [img.crop((0, 0, w // 2, h // 2)).resize(SIZE), img.crop((w // 2, h // 2, w, h)).resize(SIZE)]
     return out

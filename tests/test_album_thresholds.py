@@ -13,8 +13,8 @@ import itertools
 import imagehash
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter
-from skimage import data
 
+from daemon.imaging.demo import scene_image
 from daemon.config import AlbumConfig
 
 SCENES = ("astronaut", "camera", "coffee", "chelsea", "rocket", "coins", "moon", "page", "text", "clock",
@@ -22,12 +22,7 @@ SCENES = ("astronaut", "camera", "coffee", "chelsea", "rocket", "coins", "moon",
 
 
 def scene(name: str) -> Image.Image:
-    pixels = np.asarray(getattr(data, name)())
-    if pixels.dtype == bool:
-        pixels = pixels.astype(np.uint8) * 255
-    if pixels.ndim == 3 and pixels.shape[2] == 4:
-        pixels = pixels[..., :3]
-    return Image.fromarray(pixels.astype(np.uint8)).convert("RGB").resize((320, 240))
+    return scene_image(name).resize((320, 240))
 
 
 def burst_variants(img: Image.Image, seed: int) -> dict[str, Image.Image]:
