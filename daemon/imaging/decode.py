@@ -79,9 +79,8 @@ class Decoded:
     path: Path
     rgb: np.ndarray  # HxWx3 uint8, EXIF-oriented
     meta: PhotoMeta
-    _cache: dict[Any, np.ndarray] = field(default_factory=dict, repr=False)
+    _cache: dict[Any, Any] = field(default_factory=dict, repr=False)  # views and shared measurements
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _measures: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_array(cls, rgb: np.ndarray, path: Path | str = "<array>", meta: PhotoMeta | None = None) -> "Decoded":
@@ -94,25 +93,25 @@ class Decoded:
         h, w = arr.shape[:2]
         return cls(Path(path), arr, meta or PhotoMeta(w, h, None, None))
 
-    def _cached(self, key: Any, make: Any) -> np.ndarray:
+    def shared(self, key: Any, make: Callable[[], T]) -> T:
+        """A view or measurement of these pixels that several scorers use, made once per photo."""
         with self._lock:
-            hit = self._cache.get(key)
-        if hit is None:
-            hit = make()
-            hit.setflags(write=False)
-            with self._lock:
-                self._cache[key] = hit
-        return hit
-
-    def shared(self, key: str, make: Callable[[], T]) -> T:
-        """A measurement of these pixels that several scorers use, made once per photo."""
-        with self._lock:
-            if key in self._measures:
-                return self._measures[key]  # type: ignore[no-any-return]
+            if key in self._cache:
+                return self._cache[key]  # type: ignore[no-any-return]
         value = make()
         with self._lock:
-            self._measures[key] = value
+            self._cache[key] = value
         return value
+
+    def _cached(self, key: Any, make: Callable[[], np.ndarray]) -> np.ndarray:
+        """A derived image, read-only so no scorer changes another's input."""
+
+        def frozen() -> np.ndarray:
+            pixels = make()
+            pixels.setflags(write=False)
+            return pixels
+
+        return self.shared(key, frozen)
 
     def grey(self) -> np.ndarray:
         """Luma (HxW uint8)."""
