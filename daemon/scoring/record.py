@@ -32,6 +32,11 @@ class FileStat:
     def of(cls, st: os.stat_result) -> "FileStat":
         return cls(int(st.st_size), int(st.st_mtime_ns))
 
+    def already_done(self, size: int | None, mtime_ns: int | None, status: str | None) -> bool:
+        """Whether a row (its size, mtime and status) already holds this file's outcome:
+        scored or refused for exactly this content, so there is nothing to do."""
+        return status in ("scored", "error") and (size, mtime_ns) == (self.size, self.mtime_ns)
+
 
 def path_key(path: Path | str) -> str:
     """The text a path is stored under: itself when it is valid UTF-8, else its

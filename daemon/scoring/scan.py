@@ -220,7 +220,7 @@ def _scan_root(root: Path, matcher: Matcher, writer: "StoreWriter", pipeline: "P
             continue
         stat = item.stat
         assert stat is not None
-        if row and row[2] in ("scored", "error") and row[0] == stat.size and row[1] == stat.mtime_ns:
+        if row and stat.already_done(row[0], row[1], row[2]):
             unchanged += 1
             if row[2] == "error":
                 errors += 1

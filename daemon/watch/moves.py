@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..scoring.record import path_key
+from ..scoring.record import FileStat, path_key
 
 
 def _prefix_range(folder: Path | str) -> tuple[str, str]:
@@ -59,7 +59,7 @@ def mark_folder_deleted(db: Any, folder: Path | str) -> int:
 def unchanged_row(conn: Any, path: Path | str, size: int, mtime_ns: int) -> bool:
     """Whether ``path`` already has a scored (or error) row for exactly this size and mtime."""
     row = conn.execute("SELECT size, mtime_ns, status FROM images WHERE path = ?", (path_key(path),)).fetchone()
-    return row is not None and row[2] in ("scored", "error") and row[0] == size and row[1] == mtime_ns
+    return row is not None and FileStat(size, mtime_ns).already_done(*row)
 
 
 def vanished_candidates(conn: Any, size: int) -> list[tuple[int, str, str | None]]:
