@@ -36,18 +36,9 @@ sys.path.insert(0, str(ROOT))
 
 from daemon.config import load_config  # noqa: E402
 from daemon.imaging.decode import decode_image  # noqa: E402
-from daemon.imaging.demo import scene_image  # noqa: E402
 
-
-def make_photos(folder: Path, count: int) -> list[Path]:
-    bases = [np.asarray(scene_image(n).resize((4000, 3000), Image.Resampling.BILINEAR)) for n in ("astronaut", "coffee", "chelsea")]
-    out = []
-    for i in range(count):
-        pixels = np.clip(np.roll(bases[i % 3], (i * 7) % 50, axis=1).astype(np.int16) + (i % 11) - 5, 0, 255).astype(np.uint8)
-        path = folder / f"IMG_{i:04d}.jpg"
-        Image.fromarray(pixels).save(path, "JPEG", quality=90)
-        out.append(path)
-    return out
+sys.path.insert(0, str(ROOT / "tests"))
+from fixtures_photos import twelve_megapixel_jpegs  # noqa: E402  (the photos tests/test_cli_scores.py scores)
 
 
 def decode_only(paths: list[Path], size: int, workers: int) -> float:
@@ -110,7 +101,7 @@ def main() -> int:
         folder = Path(tmp) / "photos"
         folder.mkdir()
         t = time.perf_counter()
-        paths = make_photos(folder, args.photos)
+        paths = twelve_megapixel_jpegs(folder, args.photos)
         print(f"generated {len(paths)} 4000x3000 JPEGs in {time.perf_counter() - t:.1f} s; "
               f"{config.worker_count} workers, decode size {config.decode_size}")
         decode_rate = decode_only(paths, config.decode_size, config.worker_count)
