@@ -342,3 +342,31 @@ def test_photos_scored_by_an_older_scorer_version_are_scored_again_keeping_other
         conn.close()
     assert {(m, v) for m, v, _ in got} == {("mean_luma", "2"), ("musiq-spaq", "1")} and len(got) == 6
     assert all(json.loads(g).keys() == {"aesthetic", "technical"} for _, g in composites)
+
+
+def test_photos_hashed_by_an_older_perceptual_hash_are_hashed_again(photo_dir: Path, db_path: Path, tmp_path: Path) -> None:
+    from daemon.imaging.hashing import PHASH_VERSION
+    from daemon.scoring.scan import outdated_photos, rescore_outdated
+
+    for i in range(2):
+        save_jpeg(scene("coffee", (300, 200)), photo_dir / f"c{i}.jpg", quality=70 + i * 10)
+    config = config_for(photo_dir, db_path, tmp_path)
+    run_scan(config, [MeanLuma()])
+    assert {r["phash_version"] for r in rows(db_path).values()} == {PHASH_VERSION}
+    hashes = {name: r["phash"] for name, r in rows(db_path).items()}
+    conn = sqlite3.connect(db_path)
+    with conn:  # as a database from before the hash was versioned holds them
+        conn.execute("UPDATE images SET phash = '0000000000000000', phash_version = NULL WHERE path LIKE '%c0.jpg'")
+    assert outdated_photos(conn, [MeanLuma()]) == [(str(photo_dir / "c0.jpg"), str(photo_dir))]
+    assert outdated_photos(conn, []) == [(str(photo_dir / "c0.jpg"), str(photo_dir))]
+    conn.close()
+
+    scorer = MeanLuma()
+    with StoreWriter(config.database_path) as writer:
+        pipeline = Pipeline(config, writer, [scorer]).start()
+        assert rescore_outdated(writer, pipeline) == 1
+        assert pipeline.drain(60)
+        pipeline.stop()
+    assert scorer.calls == ["c0.jpg"]
+    assert {name: r["phash"] for name, r in rows(db_path).items()} == hashes
+    assert {r["phash_version"] for r in rows(db_path).values()} == {PHASH_VERSION}

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
+from ..imaging.hashing import PHASH_VERSION
 from .composite import composite, group_scores
 
 if TYPE_CHECKING:
@@ -102,7 +103,8 @@ def record_result(
         "size": stat.size, "mtime_ns": stat.mtime_ns, "content_hash": content_hash,
         "width": meta.width, "height": meta.height, "taken_at": taken, "taken_source": source,
         "camera": meta.camera, "exif_json": json.dumps(meta.exif, sort_keys=True) if meta.exif else None,
-        "phash": phash, "status": "scored", "error": error, "scored_at": now,
+        "phash": phash, "phash_version": PHASH_VERSION if phash else None,
+        "status": "scored", "error": error, "scored_at": now,
     }
     conn = db.conn
     if replaces is not None:

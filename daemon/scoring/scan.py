@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from ..store.db import open_db
 from .base import outputs
+from ..imaging.hashing import PHASH_VERSION
 from .record import FileStat, mark_deleted, path_key, record_error
 
 if TYPE_CHECKING:
@@ -244,25 +245,29 @@ def _scan_root(root: Path, matcher: Matcher, writer: "StoreWriter", pipeline: "P
 
 def outdated_photos(conn: sqlite3.Connection, scorers: Sequence[Any]) -> list[tuple[str, str]]:
     """(path, root) of scored photos with a score written by an older version of one
-    of ``scorers`` (same name, other version)."""
+    of ``scorers`` (same name, other version), or a perceptual hash made by an
+    older version of :func:`~daemon.imaging.hashing.phash`."""
     current = [(name, str(s.version)) for s in scorers if getattr(s, "version", None) for name in outputs(s)]
+    stale_hash = "SELECT path, root FROM images WHERE status = 'scored' AND phash_version IS NOT ?"
     if not current:
-        return []
+        rows = conn.execute(stale_hash + " ORDER BY path", (PHASH_VERSION,))
+        return [(p, r) for p, r in rows]
     values = ", ".join("(?, ?)" for _ in current)
     rows = conn.execute(
         f"WITH cur(model, version) AS (VALUES {values}) "
-        "SELECT DISTINCT i.path, i.root FROM images i JOIN scores s ON s.image_id = i.id "
+        "SELECT i.path, i.root FROM images i JOIN scores s ON s.image_id = i.id "
         "JOIN cur ON cur.model = s.model AND s.model_version IS NOT cur.version WHERE i.status = 'scored' "
-        "ORDER BY i.path",
-        [v for pair in current for v in pair],
+        f"UNION {stale_hash} ORDER BY 1",
+        [v for pair in current for v in pair] + [PHASH_VERSION],
     )
     return [(p, r) for p, r in rows]
 
 
 def rescore_outdated(writer: "StoreWriter", pipeline: "Pipeline") -> int:
-    """Queue every photo scored by an older version of a pipeline scorer (an upgrade changed
-    a measure): its scores from these scorers are replaced, the others kept, so a library
-    is never judged by two formulas at once. Returns how many were queued."""
+    """Queue every photo scored by an older version of a pipeline scorer or hashed by an
+    older perceptual hash (an upgrade changed a measure): its scores from these scorers
+    and its hash are replaced, the others kept, so a library is never judged by two
+    formulas at once. Returns how many were queued."""
     conn = open_db(writer.path, readonly=True).conn
     try:
         stale = outdated_photos(conn, pipeline.scorers)
@@ -270,7 +275,7 @@ def rescore_outdated(writer: "StoreWriter", pipeline: "Pipeline") -> int:
         conn.close()
     if not stale:
         return 0
-    log.info("%d photo(s) were scored by an older version of a scorer; scoring them again", len(stale))
+    log.info("%d photo(s) were scored or hashed by an older version of keepers; scoring them again", len(stale))
     for path, root in stale:
         pipeline.submit(Path(path), Path(root), refresh=True)
     return len(stale)

@@ -206,5 +206,9 @@ CREATE TABLE log (                          -- recent warnings and errors, for t
 );
 """
 
-MIGRATIONS: list[str] = [_V1]
+_V2 = """
+ALTER TABLE images ADD COLUMN phash_version TEXT;  -- hashing.PHASH_VERSION of its phash; older ones are hashed again
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2]
 SCHEMA_VERSION = len(MIGRATIONS)
