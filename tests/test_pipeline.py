@@ -370,3 +370,44 @@ def test_photos_hashed_by_an_older_perceptual_hash_are_hashed_again(photo_dir: P
     assert scorer.calls == ["c0.jpg"]
     assert {name: r["phash"] for name, r in rows(db_path).items()} == hashes
     assert {r["phash_version"] for r in rows(db_path).values()} == {PHASH_VERSION}
+
+
+class SlowMeanLumaV2(MeanLumaV2):
+    def score(self, image: Any) -> list[Score]:
+        time.sleep(0.05)
+        return super().score(image)
+
+
+def test_stopping_while_a_library_is_queued_again_ends_quietly_and_leaves_the_rest_for_next_start(
+        photo_dir: Path, db_path: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import threading
+
+    from daemon.scoring.scan import outdated_photos, rescore_outdated
+
+    for i in range(12):
+        save_jpeg(scene("rocket", (120, 90)), photo_dir / f"r{i:02d}.jpg", quality=50 + i)
+    config = config_for(photo_dir, db_path, tmp_path, "queue_size: 2\n")
+    run_scan(config, [MeanLuma()])
+    stop = threading.Event()
+    result: list[int] = []
+    caplog.set_level(logging.INFO)
+    with StoreWriter(config.database_path) as writer:
+        pipeline = Pipeline(config, writer, [SlowMeanLumaV2()]).start()
+        feeder = threading.Thread(target=lambda: result.append(rescore_outdated(writer, pipeline, stop)))
+        feeder.start()
+        for _ in range(200):  # the bounded queue fills and the feeder waits on it
+            if pipeline.queue_depth() >= 2:
+                break
+            time.sleep(0.01)
+        stop.set()
+        pipeline.stop(drain=False)
+        feeder.join(10)
+        assert not feeder.is_alive()
+    assert result and result[0] < 12
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any("left to score again at the next start" in r.getMessage() for r in caplog.records)
+    conn = sqlite3.connect(db_path)
+    try:  # what was not scored again is still outdated: the next start queues it
+        assert 12 - result[0] <= len(outdated_photos(conn, [SlowMeanLumaV2()])) <= 12
+    finally:
+        conn.close()

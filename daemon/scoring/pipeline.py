@@ -57,6 +57,10 @@ class StageTimes:
         return out
 
 
+class PipelineStopping(RuntimeError):
+    """:meth:`Pipeline.submit` after :meth:`Pipeline.stop`: the work is left for the next start."""
+
+
 class Pipeline:
     """Scores files handed to :meth:`submit` with every scorer, on ``config.worker_count`` threads."""
 
@@ -138,7 +142,7 @@ class Pipeline:
         ``refresh``: the file is unchanged and only this pipeline's scorers are run again
         (their version changed): other scores it has, a learned model's, are kept."""
         if self._stopping:
-            raise RuntimeError("the pipeline is stopping; no new work is taken")
+            raise PipelineStopping("the pipeline is stopping; no new work is taken")
         key = str(path)
         with self._cond:
             if key in self._queued:

@@ -14,6 +14,7 @@ import fnmatch
 import logging
 import os
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -263,11 +264,17 @@ def outdated_photos(conn: sqlite3.Connection, scorers: Sequence[Any]) -> list[tu
     return [(p, r) for p, r in rows]
 
 
-def rescore_outdated(writer: "StoreWriter", pipeline: "Pipeline") -> int:
+def rescore_outdated(writer: "StoreWriter", pipeline: "Pipeline", stop: threading.Event | None = None) -> int:
     """Queue every photo scored by an older version of a pipeline scorer or hashed by an
     older perceptual hash (an upgrade changed a measure): its scores from these scorers
     and its hash are replaced, the others kept, so a library is never judged by two
-    formulas at once. Returns how many were queued."""
+    formulas at once. Returns how many were queued.
+
+    After an upgrade that is the whole library, queued through the bounded queue
+    over minutes: setting ``stop`` (or stopping the pipeline) ends the queuing
+    quietly, and the next start queues what is still outdated."""
+    from .pipeline import PipelineStopping
+
     conn = open_db(writer.path, readonly=True).conn
     try:
         stale = outdated_photos(conn, pipeline.scorers)
@@ -276,9 +283,18 @@ def rescore_outdated(writer: "StoreWriter", pipeline: "Pipeline") -> int:
     if not stale:
         return 0
     log.info("%d photo(s) were scored or hashed by an older version of keepers; scoring them again", len(stale))
-    for path, root in stale:
-        pipeline.submit(Path(path), Path(root), refresh=True)
-    return len(stale)
+    queued = 0
+    try:
+        for path, root in stale:
+            if stop is not None and stop.is_set():
+                break
+            pipeline.submit(Path(path), Path(root), refresh=True)
+            queued += 1
+    except PipelineStopping:
+        pass
+    if queued < len(stale):
+        log.info("stopping: %d photo(s) left to score again at the next start", len(stale) - queued)
+    return queued
 
 
 def _progress_bar(enabled: bool) -> Any:

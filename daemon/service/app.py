@@ -198,7 +198,7 @@ class Service:
             log.info("catch-up scan: found %d, new %d, changed %d, unchanged %d, deleted %d",
                      summary.found, summary.new, summary.changed, summary.unchanged, summary.deleted)
             try:
-                rescore_outdated(self.writer, self.pipeline)
+                rescore_outdated(self.writer, self.pipeline, self.stop_event)
             except Exception:  # noqa: BLE001 - the next start tries again; scoring goes on
                 log.exception("could not queue the photos scored by older scorer versions")
             if self.caught_up_hooks:
