@@ -178,3 +178,40 @@ def test_the_album_is_picked_once_the_start_up_backlog_is_scored(tmp_path: Path)
         assert query(daemon.db, "SELECT COUNT(*) FROM picks")[0][0] >= 1
     finally:
         assert daemon.terminate() == 0
+
+
+def test_sigterm_during_start_up_stops_between_its_steps_without_ready_or_a_scan(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """systemctl stop while the watchers are being set up (a large tree takes a while):
+    the daemon stops there instead of running the catch-up scan and announcing READY."""
+    import signal
+
+    from daemon.config import load_config
+    from daemon.service import app
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(3):
+        small_photo(photos / f"IMG_{i}.jpg", seed=i)
+    notify = NotifySocket(tmp_path)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(notify.path))
+    db = tmp_path / "state" / "keepers.db"
+    config = load_config(write_config(tmp_path / "keepers.yaml"), photos=[photos], database=db)
+    watching = app.Service._start_watching
+
+    def start_watching_then_sigterm(service: app.Service) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives while this start-up step runs
+        watching(service)
+
+    monkeypatch.setattr(app.Service, "_start_watching", start_watching_then_sigterm)
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        code = app.serve(config)
+    finally:
+        notify.close()
+    assert code == 0
+    assert signal.getsignal(signal.SIGTERM) is before
+    assert not notify.seen("READY=1"), notify.messages
+    assert notify.seen("STOPPING=1"), notify.messages
+    assert query(db, "SELECT COUNT(*) FROM images") == [(0,)], "the catch-up scan ran after the stop"
+    assert query(db, "SELECT state FROM daemon") == [("stopped",)]

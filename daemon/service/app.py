@@ -142,7 +142,9 @@ class Service:
                 log.exception("plugin %s could not be installed; the daemon runs without it", entry)
         # watchers first, then the catch-up scan: a change during the scan is seen by
         # both and coalesces, while the other order could miss one between the two
-        self._start_watching()
+        self._stop_if_asked()
+        self._start_watching()  # a large tree takes a while (one inotify watch per folder)
+        self._stop_if_asked()
         self._catch_up()
         self._schedule_jobs()
         for hook in list(self.startup_hooks):
@@ -155,6 +157,11 @@ class Service:
         self.notifier.ready(self.status_text())
         log.info("keepers %s ready: watching %d folder(s), %d photo(s) queued", __version__,
                  len(self.watcher.watched if self.watcher else ()), self.pipeline.queue_depth())
+
+    def _stop_if_asked(self) -> None:
+        """SIGTERM during start-up: stop between its steps instead of finishing them first."""
+        if self.stop_event.is_set():
+            raise _Stopped()
 
     def _start_models(self) -> None:
         try:
@@ -413,7 +420,11 @@ def serve(config: Config, args: argparse.Namespace | None = None) -> int:
         previous[sig] = signal.signal(sig, handler)
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID`: every thread's stack to the log
     try:
-        service.start()
+        try:
+            service.start()
+        except _Stopped:
+            log.info("stopped during start-up")
+            return service.exit_code
         while not service.stop_event.wait(0.5):
             if service._reload.is_set():
                 service._reload.clear()
