@@ -69,6 +69,19 @@ def keepers_rate(folder: Path, db: Path) -> tuple[float, int, float]:
     return pipeline.scored_total / seconds, pipeline.scored_total, startup
 
 
+def stage_costs(db: Path) -> list[tuple[str, float]]:
+    """Milliseconds per photo in each pipeline stage, from the telemetry the pipeline recorded."""
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    try:
+        rows = conn.execute("SELECT stage, SUM(total_seconds) * 1000.0 / SUM(count) FROM telemetry "
+                            "GROUP BY stage ORDER BY 2 DESC").fetchall()
+    finally:
+        conn.close()
+    return [(stage, float(ms)) for stage, ms in rows]
+
+
 def naive_one(path: Path) -> float:
     import cv2
     from brisque import BRISQUE
@@ -108,6 +121,9 @@ def main() -> int:
         print(f"decode-only:      {decode_rate:6.2f} photos/s")
         keepers, scored, startup = keepers_rate(folder, Path(tmp) / "bench.db")
         print(f"keepers built-in: {keepers:6.2f} photos/s ({scored} scored; start-up {startup:.2f} s, paid once)")
+        costs = stage_costs(Path(tmp) / "bench.db")
+        print("  per photo in each stage (ms, wall time inside a worker; the workers share the cores):")
+        print("  " + ", ".join(f"{stage} {ms:.1f}" for stage, ms in costs))
         started = time.perf_counter()
         for p in paths[: args.naive]:
             naive_one(p)
