@@ -2,7 +2,12 @@
 
 Detection runs on a 256-px equalised grey view (scaleFactor 1.25, 2 neighbours,
 faces at least 12 % of the short edge): 10-20 ms a photo here, against ~100 ms
-for OpenCV's usual 640x480 / 1.1 settings. Each candidate must be confirmed by a
+for OpenCV's usual 640x480 / 1.1 settings. Faces up to 48 px are looked for on
+that view and larger ones on its half: OpenCV scans every pixel position once
+a window is twice its base size, so the large faces cost as much as the small
+ones on the full view; on the half they cost a quarter, and the 96 faces and 25
+face-less photos of the measurement below came out the same (14.2 ms against
+16.2 ms with one pass, on one core). Each candidate must be confirmed by a
 second cascade (frontalface_alt2) on its 128-px crop, which removes face-like
 textures (coins, bark, fabric, gravel), so the first pass can be permissive.
 Measured on a face pasted into four scenes at 10-40 % of the short edge
@@ -37,12 +42,13 @@ import numpy as np
 from ..base import Score
 from .technical import chroma_noise, noise_quality
 
-VERSION = "2"
+VERSION = "3"
 DETECT_EDGE = 256
 FACE_EDGE = 128
 MIN_FACE_FRACTION = 0.12
 SCALE_FACTOR = 1.25
 NEIGHBOURS = 2  # permissive: the confirming cascade rejects what is not a face
+SPLIT_FACE = 48  # px on the detection view: larger faces are looked for on its half
 SHARP_HALF = 300.0
 
 _local = threading.local()
@@ -65,6 +71,24 @@ def _cascades() -> tuple[cv2.CascadeClassifier, ...]:
     return sets  # type: ignore[return-value]
 
 
+def _detect(clf: cv2.CascadeClassifier, eq: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """Face candidates on the equalised detection view, small ones there and large ones
+    on its half (see the module text), one box per face."""
+    side = max(20, int(min(eq.shape) * MIN_FACE_FRACTION))
+    small = clf.detectMultiScale(eq, scaleFactor=SCALE_FACTOR, minNeighbors=NEIGHBOURS, minSize=(side, side),
+                                 maxSize=(SPLIT_FACE, SPLIT_FACE))
+    half = cv2.resize(eq, (eq.shape[1] // 2, eq.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    large = clf.detectMultiScale(half, scaleFactor=SCALE_FACTOR, minNeighbors=NEIGHBOURS,
+                                 minSize=(SPLIT_FACE // 2, SPLIT_FACE // 2))
+    boxes: list[tuple[int, int, int, int]] = []
+    for x, y, w, h in sorted([tuple(int(v) * 2 for v in r) for r in large] + [tuple(int(v) for v in r) for r in small],
+                             key=lambda b: -b[2] * b[3]):
+        cx, cy = x + w / 2, y + h / 2
+        if not any(bx <= cx <= bx + bw and by <= cy <= by + bh for bx, by, bw, bh in boxes):
+            boxes.append((x, y, w, h))  # a face near the split size can be found by both passes
+    return boxes
+
+
 class Faces:
     """See the module text."""
 
@@ -84,9 +108,8 @@ class Faces:
         small = image.grey_resized(DETECT_EDGE)
         scale = grey_full.shape[1] / small.shape[1]
         eq = cv2.equalizeHist(small)
-        side = max(20, int(min(small.shape) * MIN_FACE_FRACTION))
-        found = face_clf.detectMultiScale(eq, scaleFactor=SCALE_FACTOR, minNeighbors=NEIGHBOURS, minSize=(side, side))
-        if len(found) == 0:
+        found = _detect(face_clf, eq)
+        if not found:
             return []
         eyes_open = smiles = 0
         largest, largest_area = None, 0
