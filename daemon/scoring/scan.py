@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
+from ..imaging.hashing import PHASH_VERSION
 from ..store.db import open_db
 from .base import outputs
-from ..imaging.hashing import PHASH_VERSION
 from .record import FileStat, mark_deleted, path_key, record_error
 
 if TYPE_CHECKING:
