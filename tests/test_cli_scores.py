@@ -115,7 +115,7 @@ def test_run_once_after_a_scorer_upgrade_scores_the_library_again(tmp_path: Path
     monkeypatch.setattr(Exposure, "version", "next")
     assert main(["run", "--once", "--photos", str(folder), "--db", str(db_path)]) == 0
     out = capsys.readouterr().out
-    assert "unchanged 2 (2 scored again by newer scorers)" in out and "scored 2 " in out, out
+    assert "unchanged 2 (2 scored again: measured by an older version)" in out and "scored 2 " in out, out
     import sqlite3
 
     conn = sqlite3.connect(db_path)

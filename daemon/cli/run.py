@@ -113,7 +113,7 @@ def run_once(config: Config, *, progress: bool = False, out: Any = None) -> int:
     rate = scored / seconds if seconds > 0 else 0.0
     print(
         f"found {summary.found}, new {summary.new}, changed {summary.changed}, unchanged {summary.unchanged}"
-        f"{f' ({refreshed} scored again by newer scorers)' if refreshed else ''}, "
+        f"{f' ({refreshed} scored again: measured by an older version)' if refreshed else ''}, "
         f"deleted {summary.deleted}, errors {summary.errors + pipeline.errors_total}; "
         f"scored {scored} in {seconds:.1f} s ({rate:.1f} photos/s) into {config.database_path}",
         file=out,
