@@ -133,7 +133,7 @@ def _daemon_ready(db: str) -> bool:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--photos", type=int, default=20)
     parser.add_argument("--timeout", type=float, default=120.0)
     args = parser.parse_args()
@@ -142,18 +142,18 @@ def main() -> int:
         make_photos(work / "photos", args.photos)
         print("building the heavy models (TF SavedModel, ResNet-50 checkpoint)...", flush=True)
         heavy = build_heavy_models(work / "models")
-        results: dict[str, list[float]] = {}
-        for name, models in (("built-ins", None), ("heavy", heavy)):
-            times = []
-            for run in range(args.runs):
+        results: dict[str, list[float]] = {"built-ins": [], "heavy": []}
+        # the two set-ups take turns, so this machine's drifting speed (runs here spread
+        # over 1.5-2.3 s) weighs on both alike instead of on whichever ran second
+        for run in range(args.runs):
+            for name, models in (("built-ins", None), ("heavy", heavy)):
                 state = work / f"state-{name}-{run}"
                 state.mkdir()
                 config = state / "keepers.yaml"
                 write_config(config, work / "photos", state / "keepers.db", models)
                 took, how = time_to_ready(config, state, args.timeout)
                 print(f"  {name:9s} run {run + 1}: {took:6.2f} s to READY ({how})", flush=True)
-                times.append(took)
-            results[name] = times
+                results[name].append(took)
         base, loaded = statistics.median(results["built-ins"]), statistics.median(results["heavy"])
         print(f"median time to READY: built-ins {base:.2f} s, heavy models configured {loaded:.2f} s")
         ratio = loaded / base if base and base == base else float("nan")
