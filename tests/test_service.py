@@ -7,8 +7,10 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -215,3 +217,35 @@ def test_sigterm_during_start_up_stops_between_its_steps_without_ready_or_a_scan
     assert notify.seen("STOPPING=1"), notify.messages
     assert query(db, "SELECT COUNT(*) FROM images") == [(0,)], "the catch-up scan ran after the stop"
     assert query(db, "SELECT state FROM daemon") == [("stopped",)]
+
+
+def test_learned_models_start_loading_only_once_the_daemon_is_ready(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Importing TensorFlow or torch on the loader thread holds the GIL for seconds: started
+    before READY it held READY back (1.2-1.3x the built-ins' start-up in bench/startup.py)."""
+    from daemon.config import load_config
+    from daemon.service import app
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    small_photo(photos / "IMG_0.jpg", seed=0)
+    config = load_config(write_config(tmp_path / "keepers.yaml"), photos=[photos], database=tmp_path / "keepers.db")
+    states_at_load: list[str] = []
+    install = app.Service._start_models
+
+    def start_models(service: app.Service) -> None:
+        install(service)
+        begin = service.models.start
+
+        def start() -> Any:
+            states_at_load.append(service.state)
+            service.request_stop(0)
+            return begin()
+
+        service.models.start = start
+        deadline = threading.Timer(20.0, service.request_stop)  # should the loading never start
+        deadline.daemon = True
+        deadline.start()
+
+    monkeypatch.setattr(app.Service, "_start_models", start_models)
+    assert app.serve(config) == 0
+    assert states_at_load == ["ready"]
