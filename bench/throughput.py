@@ -70,16 +70,14 @@ def keepers_rate(folder: Path, db: Path) -> tuple[float, int, float]:
 
 
 def stage_costs(db: Path) -> list[tuple[str, float]]:
-    """Milliseconds per photo in each pipeline stage, from the telemetry the pipeline recorded."""
-    import sqlite3
+    """Milliseconds per photo in each pipeline stage, from the telemetry the pipeline
+    recorded, summed as the dashboard's Activity screen sums it."""
+    from daemon.store import StoreReader
+    from tui.queries.service import activity_view
 
-    conn = sqlite3.connect(db)
-    try:
-        rows = conn.execute("SELECT stage, SUM(total_seconds) * 1000.0 / SUM(count) FROM telemetry "
-                            "GROUP BY stage ORDER BY 2 DESC").fetchall()
-    finally:
-        conn.close()
-    return [(stage, float(ms)) for stage, ms in rows]
+    with StoreReader(db) as reader:
+        stages = activity_view(reader).stages
+    return [(t.stage, t.mean_seconds * 1000.0) for t in stages]
 
 
 def naive_one(path: Path) -> float:
