@@ -249,19 +249,16 @@ def outdated_photos(conn: sqlite3.Connection, scorers: Sequence[Any]) -> list[tu
     of ``scorers`` (same name, other version), or a perceptual hash made by an
     older version of :func:`~daemon.imaging.hashing.phash`."""
     current = [(name, str(s.version)) for s in scorers if getattr(s, "version", None) for name in outputs(s)]
-    stale_hash = "SELECT path, root FROM images WHERE status = 'scored' AND phash_version IS NOT ?"
-    if not current:
-        rows = conn.execute(stale_hash + " ORDER BY path", (PHASH_VERSION,))
-        return [(p, r) for p, r in rows]
-    values = ", ".join("(?, ?)" for _ in current)
-    rows = conn.execute(
-        f"WITH cur(model, version) AS (VALUES {values}) "
-        "SELECT i.path, i.root FROM images i JOIN scores s ON s.image_id = i.id "
-        "JOIN cur ON cur.model = s.model AND s.model_version IS NOT cur.version WHERE i.status = 'scored' "
-        f"UNION {stale_hash} ORDER BY 1",
-        [v for pair in current for v in pair] + [PHASH_VERSION],
-    )
-    return [(p, r) for p, r in rows]
+    sql = "SELECT path, root FROM images WHERE status = 'scored' AND phash_version IS NOT ?"
+    params: list[str] = [PHASH_VERSION]
+    if current:
+        values = ", ".join("(?, ?)" for _ in current)
+        sql = (f"WITH cur(model, version) AS (VALUES {values}) "
+               "SELECT i.path, i.root FROM images i JOIN scores s ON s.image_id = i.id "
+               "JOIN cur ON cur.model = s.model AND s.model_version IS NOT cur.version WHERE i.status = 'scored' "
+               f"UNION {sql}")
+        params = [v for pair in current for v in pair] + params
+    return [(p, r) for p, r in conn.execute(sql + " ORDER BY 1", params)]
 
 
 def rescore_outdated(writer: "StoreWriter", pipeline: "Pipeline", stop: threading.Event | None = None) -> int:
