@@ -6,7 +6,6 @@ import hashlib
 import os
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from .decode import Decoded
@@ -40,7 +39,7 @@ def phash(image: Decoded | np.ndarray, bits: int = 8) -> str:
     from PIL import Image
 
     if not isinstance(image, Decoded):
-        image = Decoded.from_array(image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY))
+        image = Decoded.from_array(image)  # grey or RGB pixels; its grey() is the same luma
     return str(imagehash.phash(Image.fromarray(image.grey_resized(PHASH_EDGE)), hash_size=bits))
 
 
