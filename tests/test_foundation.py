@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-import stat
 import sqlite3
+import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -88,6 +89,18 @@ def test_writer_commits_batches_and_isolates_a_failing_piece(db_path: Path) -> N
             bad.result()
     with StoreReader(db_path) as reader:
         assert reader.status_counts()["pending"] == 50
+
+
+def test_writer_commits_work_someone_waits_on_without_waiting_for_a_batch(db_path: Path) -> None:
+    """A long batch window holds back only fire-and-forget work: call() and flush()
+    commit at once (the daemon's selection waited 2 x 0.25 s on the window before)."""
+    with StoreWriter(db_path, batch_seconds=30.0) as writer:
+        started = time.monotonic()
+        queued = writer.submit(lambda db: db.execute("INSERT INTO images (path, root, first_seen, updated_at) VALUES ('/p/a.jpg', 'r', 0, 0)"))
+        assert writer.call(lambda db: db.execute("SELECT count(*) FROM images").fetchone()[0]) == 1
+        writer.flush()
+        assert queued.done()  # it rode in the waited-on batch
+        assert time.monotonic() - started < 15.0  # far below the 30 s window: nobody waited for it
 
 
 def test_reader_refuses_a_missing_database(tmp_path: Path) -> None:

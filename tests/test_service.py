@@ -249,3 +249,27 @@ def test_learned_models_start_loading_only_once_the_daemon_is_ready(tmp_path: Pa
     monkeypatch.setattr(app.Service, "_start_models", start_models)
     assert app.serve(config) == 0
     assert states_at_load == ["ready"]
+
+
+@pytest.mark.slow
+def test_pin_reject_unpin_through_the_daemon_leave_no_scheduler_warnings(tmp_path: Path) -> None:
+    """Each dashboard action is a command the daemon answers with a selection. Those used to
+    outlast the 1 s command poll (every writer call waited out the 0.25 s batch window) and
+    APScheduler logged 'maximum number of running instances reached' into Activity each time."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(4):
+        small_photo(photos / f"p{i}.jpg", 300 + i)
+    daemon = Daemon(photos, tmp_path / "state" / "keepers.db", write_config(tmp_path / "keepers.yaml", settle=0.2)).start()
+    try:
+        assert wait_for(lambda: query(daemon.db, "SELECT count(*) FROM images WHERE status = 'scored'")[0][0] == 4, 30)
+        target = str(photos / "p1.jpg")
+        for kind in ("reselect", "pin", "reject", "unpin", "reselect"):
+            command = enqueue_command(daemon.db, kind, None if kind == "reselect" else target)
+            assert wait_for(lambda: query(daemon.db, "SELECT done FROM commands WHERE id = ?", (command,))[0][0], 20), kind
+            assert query(daemon.db, "SELECT error FROM commands WHERE id = ?", (command,))[0][0] is None, kind
+        time.sleep(1.5)  # a skipped poll would be logged within a second of the last command
+        warnings = query(daemon.db, "SELECT level, logger, message FROM log WHERE level IN ('WARNING', 'ERROR')")
+    finally:
+        assert daemon.terminate() == 0
+    assert not [w for w in warnings if "apscheduler" in w[1] or "running instances" in w[2]], warnings

@@ -251,8 +251,10 @@ class Service:
     def _schedule_jobs(self) -> None:
         self.scheduler.add_job(self._heartbeat_job, "interval", seconds=HEARTBEAT_SECONDS, id="heartbeat",
                                replace_existing=True, coalesce=True, max_instances=1)
-        self.scheduler.add_job(self._poll_commands, "interval", seconds=COMMAND_POLL_SECONDS, id="commands",
-                               replace_existing=True, coalesce=True, max_instances=1)
+        # a loop of its own, not an interval job: a command that runs longer than the interval (a
+        # reselection of a large library) made APScheduler log "maximum number of running instances
+        # reached" into the dashboard's Activity on every such action
+        threading.Thread(target=self._command_loop, name="commands", daemon=True).start()
         if self.config.rescan_minutes > 0:
             self.scheduler.add_job(lambda: self.request_rescan(None, "reconciliation"), "interval",
                                    minutes=self.config.rescan_minutes, id=RESCAN_JOB_ID, replace_existing=True,
@@ -343,6 +345,10 @@ class Service:
             self.watcher.check()
         self._heartbeat()
         self.notifier.status(self.status_text())
+
+    def _command_loop(self) -> None:
+        while not self.stop_event.wait(COMMAND_POLL_SECONDS):
+            self._poll_commands()
 
     def _poll_commands(self) -> None:
         try:

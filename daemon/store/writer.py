@@ -5,6 +5,13 @@ Callers hand it a function of the connection (``submit``) and get a
 :class:`concurrent.futures.Future` that resolves once the transaction holding
 their work has committed. Each piece of work runs inside its own SAVEPOINT, so
 one failing piece rolls back alone and the rest of the batch still commits.
+
+Batching trades latency for fewer commits: the writer waits up to
+``batch_seconds`` for more work after the first piece arrives. Work somebody
+waits on (``call``, ``flush``) does not wait for company: the batch commits with
+whatever is queued at that moment. Before, every ``call`` cost the full window,
+and a selection (flush, then apply) took 0.5 s in the daemon against 6 ms run
+directly.
 """
 
 from __future__ import annotations
@@ -74,20 +81,23 @@ class StoreWriter:
 
     # -- API -------------------------------------------------------------------------------
 
-    def submit(self, work: Callable[[sqlite_utils.Database], T]) -> "Future[T]":
-        """Queue ``work(db)`` for the next batch; the future resolves after commit."""
+    def submit(self, work: Callable[[sqlite_utils.Database], T], *, urgent: bool = False) -> "Future[T]":
+        """Queue ``work(db)`` for the next batch; the future resolves after commit.
+
+        ``urgent``: somebody waits on it, so its batch commits without waiting
+        ``batch_seconds`` for more work."""
         if self._closed:
             raise RuntimeError("the store writer is closed")
         fut: Future[T] = Future()
         if not self._started:  # synchronous use (tests, one-shot CLI commands)
             self._run_batch([(work, fut)])
             return fut
-        self._queue.put((work, fut))
+        self._queue.put((work, fut, urgent))
         return fut
 
     def call(self, work: Callable[[sqlite_utils.Database], T], timeout: float | None = 30.0) -> T:
-        """Run ``work(db)`` in the writer and wait for its committed result."""
-        return self.submit(work).result(timeout)
+        """Run ``work(db)`` in the writer and wait for its committed result (committed at once)."""
+        return self.submit(work, urgent=True).result(timeout)
 
     def flush(self, timeout: float | None = 30.0) -> None:
         """Wait until everything submitted before this call has committed."""
@@ -105,18 +115,22 @@ class StoreWriter:
             item = self._queue.get()
             if item is _STOP:
                 break
-            batch = [item]
+            work, fut, urgent = item
+            batch = [(work, fut)]
             deadline = time.monotonic() + self.batch_seconds
             while len(batch) < self.batch_max:
                 remaining = deadline - time.monotonic()
                 try:
-                    nxt = self._queue.get(timeout=max(0.0, remaining)) if remaining > 0 else self._queue.get_nowait()
+                    # someone waits on this batch: take what is queued now, wait for nothing more
+                    nxt = self._queue.get(timeout=remaining) if remaining > 0 and not urgent else self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if nxt is _STOP:
                     stopping = True
                     break
-                batch.append(nxt)
+                work, fut, more_urgent = nxt
+                batch.append((work, fut))
+                urgent = urgent or more_urgent
             self._run_batch(batch)
 
     def _run_batch(self, batch: list[tuple[Work, Future]]) -> None:
