@@ -57,3 +57,14 @@ def test_default_hash_distance_keeps_bursts_together_and_scenes_apart() -> None:
         f"hash_distance {threshold}: worst burst variant {worst_within} bits "
         f"({max(within, key=within.get)}), closest two scenes {closest_between} bits ({min(between, key=between.get)})"
     )
+
+
+def test_readme_quotes_the_default_hash_distance() -> None:
+    """README said 14 while the default was 16: the number a reader tunes from must be the real one."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    quoted = re.search(r"`hash_distance` \((\d+) of 64\)", readme)
+    assert quoted is not None, "README no longer quotes hash_distance's default"
+    assert int(quoted.group(1)) == AlbumConfig().hash_distance

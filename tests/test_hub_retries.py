@@ -121,6 +121,18 @@ def test_slow_body_times_out_and_falls_through(https_fake) -> None:
     assert fetched.source_ref == sources[1]["url"] and fetched.path.read_bytes() == blob
 
 
+def test_timeout_hint_names_the_timeout_setting_not_the_command_that_timed_out(https_fake) -> None:
+    sources, _blob = _two_mirrors(https_fake)
+    https_fake.slow_body(delay=3.0, times=1)
+    config = fast_config(sources={"ava-resnet50": sources[:1]}, attempts=1, timeout_seconds=0.5)
+    with pytest.raises(ModelUnavailable) as info:
+        ModelHub(config).fetch("ava-resnet50")
+    text = str(info.value)
+    assert [a.error_class for a in info.value.attempts] == ["Timeout"]
+    assert "models.retry.timeout_seconds (0.5 s)" in text
+    assert "keepers models fetch" not in text  # the command the user just ran
+
+
 def test_a_source_that_keeps_failing_is_skipped_for_a_cool_down(https_fake, db_path: Path) -> None:
     from fakehubs import FileHub
 

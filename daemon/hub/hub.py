@@ -207,7 +207,7 @@ class ModelHub:
             for source in spec.sources:
                 if source.kind != "local":
                     attempts.append(SourceAttempt(source.label, "offline", "NotCached", "no cached copy, and offline mode allows no download"))
-        error = ModelUnavailable(spec.name, attempts, _hints(spec, attempts, offline))
+        error = ModelUnavailable(spec.name, attempts, _hints(spec, attempts, offline, self.config.models.retry.timeout_seconds))
         state = "offline-unavailable" if offline else "failed"
         summary = "; ".join(f"{a.source}: {a.error_class}" for a in attempts) or "no source configured"
         self.record_state(spec.name, state, attempts=tries, last_error=summary)
@@ -233,9 +233,13 @@ def _remove(path: Path) -> None:
             real.unlink(missing_ok=True)
 
 
-def _hints(spec: ModelSpec, attempts: list[SourceAttempt], offline: bool) -> list[str]:
+def _hints(spec: ModelSpec, attempts: list[SourceAttempt], offline: bool, timeout_seconds: float) -> list[str]:
     hints: list[str] = []
     classes = {a.error_class for a in attempts}
+    if "Timeout" in classes:
+        # not "run keepers models fetch": that may be the very command that timed out
+        hints.append(f"a source did not answer within models.retry.timeout_seconds ({timeout_seconds:g} s): "
+                     "raise it in keepers.yaml for a slow connection or a large model, then try again")
     if offline:
         hints.append("leave offline mode to download it: set models.offline: false, unset KEEPERS_OFFLINE and "
                       "HF_HUB_OFFLINE, and drop --offline")
@@ -248,7 +252,7 @@ def _hints(spec: ModelSpec, attempts: list[SourceAttempt], offline: bool) -> lis
         hints.append("a download did not match its pinned sha256: check the mirror, or update sha256 in the catalog")
     if "ClientMissing" in classes:
         hints.append("install the hub clients: pip install 'keepers[tf]' (TF Hub, Kaggle) or 'keepers[torch]' (Hugging Face)")
-    if not offline:
+    if not offline and "Timeout" not in classes:
         hints.append(f"fetch it ahead of time on a machine with network access: keepers models fetch {spec.name}")
     hints.append(f"or point keepers at a copy you have: in keepers.yaml, models.sources.{spec.name}: "
                  f"[{{kind: local, path: /path/to/{spec.name}}}]")
