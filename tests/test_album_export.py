@@ -164,7 +164,7 @@ def test_album_folder_follows_the_picks(writer: StoreWriter, photo_dir: Path, tm
     (album / "notes.txt").write_text("mine")
     config = Config(export=ExportConfig(folder=album, link=link))  # type: ignore[arg-type]
     run_selection(writer, config)
-    assert sorted(p.name for p in album.iterdir()) == ["best.jpg", "lone.jpg", "notes.txt"]
+    assert sorted(p.name for p in album.iterdir() if not p.name.startswith(".")) == ["best.jpg", "lone.jpg", "notes.txt"]
     if link == "symlink":
         assert os.readlink(album / "best.jpg") == str(photo_dir / "best.jpg")
     else:
@@ -172,7 +172,7 @@ def test_album_folder_follows_the_picks(writer: StoreWriter, photo_dir: Path, tm
     writer.call(lambda db: db.conn.execute("INSERT INTO manual_choices VALUES (?, 'reject', 'cli', 0)", (ids["best"],)))
     writer.call(lambda db: db.conn.execute("UPDATE images SET updated_at = updated_at + 1e6 WHERE id = ?", (ids["best"],)))
     run_selection(writer, config)
-    assert sorted(p.name for p in album.iterdir()) == ["good.jpg", "lone.jpg", "notes.txt"]
+    assert sorted(p.name for p in album.iterdir() if not p.name.startswith(".")) == ["good.jpg", "lone.jpg", "notes.txt"]
 
 
 def test_album_folder_inside_a_watched_folder_is_refused_unless_ignored(photo_dir: Path) -> None:
@@ -193,5 +193,56 @@ def test_raw_and_jpeg_share_one_lightroom_sidecar_and_both_get_links(writer: Sto
         run_selection(writer, config, full=True)
         assert (read_xmp(photo_dir / "IMG_1.xmp")["Rating"], read_xmp(photo_dir / "IMG_1.xmp")["Label"]) == (4, "Pick")
         assert writer.db.conn.execute("SELECT count(*) FROM xmp_written WHERE hand_rating IS NOT NULL").fetchone()[0] == 0
-    assert sorted(p.name for p in album.iterdir()) == ["IMG_1.CR2", "IMG_1.JPG"]
+    assert sorted(p.name for p in album.iterdir() if not p.name.startswith(".")) == ["IMG_1.CR2", "IMG_1.JPG"]
     assert writer.db.conn.execute("SELECT count(*) FROM manual_choices").fetchone()[0] == 0
+
+
+def test_export_companions_match_the_exact_stem_not_a_like_wildcard(writer: StoreWriter, photo_dir: Path, tmp_path: Path) -> None:
+    # one burst: the picked JPEG, its RAW, an edit saved beside it and a RAW whose name differs where
+    # LIKE's '_' matched any character; all in one moment and one cluster
+    for name, groups in (("IMG_1.JPG", {"aesthetic": 0.9}), ("IMG_1.CR2", {}), ("IMG_1.edit.jpg", {"aesthetic": 0.5}),
+                         ("IMGx1.cr2", {"aesthetic": 0.4})):
+        (photo_dir / name).write_bytes(b"x")
+        writer.call(lambda db, n=name, g=groups: insert_photo(db, SyntheticPhoto(str(photo_dir / n), T0, g, "00ff00ff00ff00ff" if g else None)))
+    album = tmp_path / "album"
+    run_selection(writer, Config(export=ExportConfig(folder=album)), full=True)
+    clusters = set(writer.db.conn.execute("SELECT moment, cluster FROM images WHERE path NOT LIKE '%.CR2'").fetchall())
+    assert len(clusters) == 1  # the wrong stems were in the pick's cluster, where the old pattern matched them
+    assert sorted(p.name for p in album.iterdir() if not p.name.startswith(".")) == ["IMG_1.CR2", "IMG_1.JPG"]
+
+
+@pytest.mark.parametrize("link", ["symlink", "hardlink"])
+def test_sync_link_folder_keeps_the_links_a_person_put_there(writer: StoreWriter, photo_dir: Path, tmp_path: Path, link: str) -> None:
+    ids = library(writer, photo_dir)
+    album = tmp_path / "album"
+    album.mkdir()
+    config = Config(export=ExportConfig(folder=album, link=link))  # type: ignore[arg-type]
+    run_selection(writer, config)
+    # a person adds their own: a hard link of a library photo, a symlink to it, a hard-linked file from elsewhere
+    elsewhere = tmp_path / "elsewhere.jpg"
+    elsewhere.write_bytes(b"mine")
+    os.link(photo_dir / "poor.jpg", album / "my-favourite.jpg")
+    os.symlink(photo_dir / "good.jpg", album / "also-mine.jpg")
+    os.link(elsewhere, album / "elsewhere.jpg")
+    writer.call(lambda db: db.conn.execute("INSERT INTO manual_choices VALUES (?, 'reject', 'cli', 0)", (ids["best"],)))
+    writer.call(lambda db: db.conn.execute("UPDATE images SET updated_at = updated_at + 1e6 WHERE id = ?", (ids["best"],)))
+    run_selection(writer, config)
+    names = sorted(p.name for p in album.iterdir() if not p.name.startswith("."))
+    assert names == ["also-mine.jpg", "elsewhere.jpg", "good.jpg", "lone.jpg", "my-favourite.jpg"]  # keepers' best.jpg went
+    assert (album / "my-favourite.jpg").stat().st_ino == (photo_dir / "poor.jpg").stat().st_ino
+
+
+def test_an_album_folder_filled_before_links_were_recorded_is_still_kept_in_sync(writer: StoreWriter, photo_dir: Path,
+                                                                                 tmp_path: Path) -> None:
+    ids = library(writer, photo_dir)
+    album = tmp_path / "album"
+    album.mkdir()
+    config = Config(export=ExportConfig(folder=album, link="hardlink"))
+    run_selection(writer, config)
+    (album / ".keepers-links.json").unlink()  # as an older keepers left it
+    (album / "notes.txt").write_text("mine")
+    os.link(album / "notes.txt", tmp_path / "notes-backup.txt")  # a person's file with two links, not a photo
+    writer.call(lambda db: db.conn.execute("INSERT INTO manual_choices VALUES (?, 'reject', 'cli', 0)", (ids["best"],)))
+    writer.call(lambda db: db.conn.execute("UPDATE images SET updated_at = updated_at + 1e6 WHERE id = ?", (ids["best"],)))
+    run_selection(writer, config)
+    assert sorted(p.name for p in album.iterdir() if not p.name.startswith(".")) == ["good.jpg", "lone.jpg", "notes.txt"]

@@ -13,7 +13,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Callable, Iterable
 
 import sqlite_utils
 
@@ -21,6 +21,7 @@ from ..config import Config
 from ..errors import ConfigError
 from ..store.db import open_db
 from ..store.writer import StoreWriter
+from .links import sync_link_folder
 from .xmp import PICK_LABEL, REJECT_LABEL, SidecarError, merge_sidecar, rating_for, read_rating, sidecar_paths
 
 log = logging.getLogger(__name__)
@@ -64,63 +65,6 @@ def check_export_folder(config: Config) -> Path | None:
                 f"{folder} is inside the watched folder {root}; move it out or add it to ignore_patterns",
             )
     return folder
-
-
-def _link_name(path: str, image_id: int, taken: set[str]) -> str:
-    name = os.path.basename(path)
-    if name in taken:
-        stem, ext = os.path.splitext(name)
-        name = f"{stem}~{image_id}{ext}"
-    taken.add(name)
-    return name
-
-
-def sync_link_folder(folder: Path, picks: Iterable[tuple[int, str]], link: str) -> tuple[int, int]:
-    """Make ``folder`` hold exactly one link per picked file; returns (created, removed).
-
-    Only links are removed (symlinks, or for hard links files with more than
-    one link); anything else a person put there is left alone.
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    desired: dict[str, str] = {}
-    taken: set[str] = set()
-    for image_id, path in sorted(picks):
-        desired[_link_name(path, image_id, taken)] = path
-    created = removed = 0
-    for entry in os.scandir(folder):
-        target = desired.get(entry.name)
-        if entry.is_symlink():
-            if target is None or link != "symlink" or os.readlink(entry.path) != target:
-                os.unlink(entry.path)
-                removed += 1
-        elif entry.is_file(follow_symlinks=False):
-            st = entry.stat(follow_symlinks=False)
-            if st.st_nlink > 1:
-                same = target is not None and link == "hardlink" and _same_file(st, target)
-                if not same:
-                    os.unlink(entry.path)
-                    removed += 1
-    for name, target in desired.items():
-        dest = folder / name
-        if os.path.lexists(dest):
-            continue
-        try:
-            if link == "symlink":
-                os.symlink(target, dest)
-            else:
-                os.link(target, dest)
-            created += 1
-        except OSError as exc:
-            log.warning("album folder %s: cannot link %s: %s", folder, target, exc.strerror or exc)
-    return created, removed
-
-
-def _same_file(st: os.stat_result, target: str) -> bool:
-    try:
-        other = os.stat(target)
-    except OSError:
-        return False
-    return (st.st_dev, st.st_ino) == (other.st_dev, other.st_ino)
 
 
 def detect_hand_edits(writer: StoreWriter, config: Config) -> int:
@@ -191,14 +135,16 @@ def export_album(writer: StoreWriter, config: Config, moments: set[int] | None) 
         conn = reader.conn
         if folder is not None:
             picks = conn.execute("SELECT p.image_id, i.path FROM picks p JOIN images i ON i.id = p.image_id").fetchall()
-            # a RAW+JPEG pair is one photo: link both files
+            # a RAW+JPEG pair is one photo: link both files. The same stem exactly (IMG_1.JPG and
+            # IMG_1.CR2), compared as text: a LIKE pattern would let '_' match any character
             picks += conn.execute(
                 "SELECT c.id, c.path FROM picks p JOIN images i ON i.id = p.image_id JOIN images c"
                 " ON c.moment = i.moment AND c.cluster = i.cluster AND c.id != i.id AND c.status = 'scored'"
-                " WHERE c.path LIKE rtrim(i.path, replace(i.path, '.', '')) || '%'"
+                " WHERE rtrim(c.path, replace(c.path, '.', '')) = rtrim(i.path, replace(i.path, '.', ''))"
                 " AND NOT EXISTS (SELECT 1 FROM picks q WHERE q.image_id = c.id)"
             ).fetchall()
-            created, removed = sync_link_folder(folder, [(int(i), str(p)) for i, p in picks], config.export.link)
+            created, removed = sync_link_folder(folder, [(int(i), str(p)) for i, p in picks], config.export.link,
+                                                made_before=_older_keepers_link(conn))
             log.info("album folder %s: %d links created, %d removed", folder, created, removed)
         if not config.export.xmp:
             return 0
@@ -277,6 +223,39 @@ def _record_sidecars(db: sqlite_utils.Database, records: list[tuple[str, int, in
                 " VALUES (?, ?, ?, ?, ?, ?, NULL)",
                 (sidecar, image_id, rating, label, written_at, mtime_ns),
             )
+
+
+def _older_keepers_link(conn: Any) -> Callable[[os.DirEntry], str | None]:
+    """For an album folder filled before keepers recorded its links: an entry is taken
+    for one of its links when it links to a photo in the library under that photo's
+    name (``IMG_1.jpg``, or ``IMG_1~id.jpg`` for a second photo of that name)."""
+
+    def target(entry: os.DirEntry) -> str | None:
+        if entry.is_symlink():
+            path = os.readlink(entry.path)
+            known = conn.execute("SELECT 1 FROM images WHERE path = ?", (path,)).fetchone()
+            return path if known and os.path.basename(path) == entry.name else None
+        if not entry.is_file(follow_symlinks=False):
+            return None
+        st = entry.stat(follow_symlinks=False)
+        if st.st_nlink < 2:
+            return None
+        stem, ext = os.path.splitext(entry.name)
+        base, _, image_id = stem.rpartition("~")
+        if base and image_id.isdigit():
+            rows = conn.execute("SELECT path FROM images WHERE id = ?", (int(image_id),)).fetchall()
+        else:
+            rows = conn.execute("SELECT path FROM images WHERE substr(path, -?) = ?", (len(entry.name) + 1, "/" + entry.name)).fetchall()
+        for (path,) in rows:
+            try:
+                other = os.stat(path)
+            except OSError:
+                continue
+            if (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino):
+                return str(path)
+        return None
+
+    return target
 
 
 def _json(values: Iterable[int]) -> str:
