@@ -169,6 +169,37 @@ def test_a_photo_moved_while_keepers_was_away_keeps_its_row_and_scores(photo_dir
     assert query(db_path, "SELECT COUNT(*) FROM scores WHERE image_id = ?", (rows[str(photo_dir / "2024" / "renamed.jpg")],))[0][0] == 2
 
 
+def test_a_removed_folder_named_like_a_photo_loses_its_error_row_at_once(photo_dir: Path, db_path: Path) -> None:
+    config = load_config(photos=[photo_dir], database=db_path).with_overrides(scorers=("sharpness",), workers=1)
+    (photo_dir / "x.jpg").mkdir()
+    (photo_dir / "trip.jpg").mkdir()
+    small_photo(photo_dir / "trip.jpg" / "a.jpg", 8)
+    db_path.parent.mkdir(parents=True)
+    settler = Settler(Recorder(), settle_seconds=0.1, tick_seconds=0.05).start()
+    with StoreWriter(db_path) as writer:
+        writer.start()
+        _score_folder(config, writer)
+        rows = dict(query(db_path, "SELECT path, status FROM images"))
+        assert rows[str(photo_dir / "x.jpg")] == "error" and rows[str(photo_dir / "trip.jpg")] == "error"
+        router = EventRouter([photo_dir], Matcher(config), settler, writer, lambda f, r: None)
+        watcher = FolderWatcher([PhotoFolder(photo_dir, "events")], "auto", router, lambda root, why: None)
+        try:
+            watcher.start()
+            (photo_dir / "x.jpg").rmdir()
+            os.rename(photo_dir / "trip.jpg", photo_dir / "trip")
+
+            def statuses() -> dict[str, str]:
+                writer.flush()
+                return dict(query(db_path, "SELECT path, status FROM images"))
+
+            assert wait_for(lambda: statuses()[str(photo_dir / "x.jpg")] == "deleted", 5)
+            assert wait_for(lambda: statuses()[str(photo_dir / "trip.jpg")] == "deleted", 5)
+            assert statuses()[str(photo_dir / "trip" / "a.jpg")] == "scored"  # the photo inside followed the move
+        finally:
+            watcher.stop()
+            settler.stop()
+
+
 def test_a_polling_folder_sees_new_photos_and_a_folder_that_appears_later_is_watched(tmp_path: Path, db_path: Path) -> None:
     polled, late = tmp_path / "nas", tmp_path / "late"
     polled.mkdir()

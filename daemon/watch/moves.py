@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..scoring.record import FileStat, path_key
+from ..scoring.record import FileStat, mark_deleted, path_key
 
 
 def _prefix_range(folder: Path | str) -> tuple[str, str]:
@@ -35,8 +35,11 @@ def move_path(db: Any, src: Path | str, dest: Path | str, root: Path | str) -> b
 
 
 def move_folder(db: Any, src: Path | str, dest: Path | str, root: Path | str) -> int:
-    """Re-path every row under folder ``src`` to the same place under ``dest``; returns how many."""
+    """Re-path every row under folder ``src`` to the same place under ``dest``; returns how many.
+    The folder's own row (the error row of a folder named like a photo) is marked deleted:
+    the scan of ``dest`` that follows records what the new name is."""
     conn = db.conn
+    mark_deleted(db, [src])
     lo, hi = _prefix_range(src)
     dest_prefix = path_key(dest).rstrip("/") + "/"
     rows = conn.execute("SELECT id, path FROM images WHERE path >= ? AND path < ?", (lo, hi)).fetchall()
@@ -49,8 +52,11 @@ def move_folder(db: Any, src: Path | str, dest: Path | str, root: Path | str) ->
 
 
 def mark_folder_deleted(db: Any, folder: Path | str) -> int:
+    """Mark deleted every row under ``folder``, and the folder's own row: a folder named
+    like a photo (``x.jpg/``) has an error row saying so. Returns how many changed."""
     lo, hi = _prefix_range(folder)
     before = db.conn.total_changes
+    mark_deleted(db, [folder])
     db.conn.execute("UPDATE images SET status = 'deleted', updated_at = ? WHERE path >= ? AND path < ? AND status != 'deleted'",
                     (time.time(), lo, hi))
     return db.conn.total_changes - before
