@@ -411,3 +411,27 @@ def test_stopping_while_a_library_is_queued_again_ends_quietly_and_leaves_the_re
         assert 12 - result[0] <= len(outdated_photos(conn, [SlowMeanLumaV2()])) <= 12
     finally:
         conn.close()
+
+
+def test_a_file_rewritten_after_it_settled_goes_back_to_settling_not_to_an_error_row(
+        photo_dir: Path, db_path: Path, tmp_path: Path) -> None:
+    path = save_jpeg(scene("rocket", (320, 240)), photo_dir / "saved-again.jpg")
+    whole = path.read_bytes()
+    st = path.stat()
+    settled = (st.st_size, st.st_mtime_ns)  # what the settler saw: the whole file
+    path.write_bytes(whole[: len(whole) // 2])  # an editor starts saving over it before a worker reads it
+    config = config_for(photo_dir, db_path, tmp_path)
+    resettled: list[Path] = []
+    with StoreWriter(config.database_path) as writer:
+        pipeline = Pipeline(config, writer, [MeanLuma()]).start()
+        pipeline.on_changed_while_read(lambda p, root: resettled.append(p))
+        pipeline.submit(path, photo_dir, settled=settled)
+        assert pipeline.drain(60)
+        assert resettled == [path] and pipeline.errors_total == 0
+        assert "saved-again.jpg" not in rows(db_path)
+        # the same half-written file, settled as it is (the settler gave up waiting): now it is refused
+        half = path.stat()
+        pipeline.submit(path, photo_dir, settled=(half.st_size, half.st_mtime_ns))
+        assert pipeline.drain(60)
+        pipeline.stop()
+    assert resettled == [path] and rows(db_path)["saved-again.jpg"]["status"] == "error"

@@ -200,6 +200,49 @@ def test_a_removed_folder_named_like_a_photo_loses_its_error_row_at_once(photo_d
             settler.stop()
 
 
+def test_a_file_rewritten_many_times_quickly_never_gets_a_transient_error_row(photo_dir: Path, db_path: Path) -> None:
+    """The README promises a photo is never scored half-written: a file saved over and over
+    (an editor's autosave, a sync tool) may be read while a rewrite is under way; that read
+    fails ('image file is truncated') and must send it back to settle, not store an error."""
+    from daemon.scoring.pipeline import Pipeline
+    from daemon.watch.intake import Intake
+
+    config = load_config(photos=[photo_dir], database=db_path).with_overrides(scorers=("sharpness",), workers=2)
+    path = photo_dir / "autosaved.jpg"
+    versions = [photo_bytes(seed, (480, 360)) for seed in range(6)]
+    path.write_bytes(versions[0])
+    db_path.parent.mkdir(parents=True)
+    seen: set[str] = set()
+    with StoreWriter(db_path) as writer:
+        writer.start()
+        pipeline = Pipeline(config, writer).start()
+        intake = Intake(writer, pipeline)
+        settler = Settler(intake.submit, settle_seconds=0.2, tick_seconds=0.01).start()
+        pipeline.on_changed_while_read(settler.touch)
+        router = EventRouter([photo_dir], Matcher(config), settler, writer, lambda f, r: None)
+        watcher = FolderWatcher([PhotoFolder(photo_dir, "events")], "auto", router, lambda root, why: None)
+        try:
+            watcher.start()
+            for i in range(80):
+                data = versions[i % len(versions)]
+                with open(path, "wb") as fh:  # truncate, then write in pieces, as a slow saver does
+                    for at in range(0, len(data), len(data) // 4 + 1):
+                        fh.write(data[at:at + len(data) // 4 + 1])
+                        fh.flush()
+                        time.sleep(0.003)
+                time.sleep(0.002 * (i % 5))
+                seen.update(status for (status,) in query(db_path, "SELECT status FROM images"))
+            final = path.stat()
+            assert wait_for(lambda: query(db_path, "SELECT status, size FROM images WHERE path = ?", (str(path),))
+                            == [("scored", final.st_size)], 10)
+        finally:
+            watcher.stop()
+            settler.stop()
+            pipeline.stop()
+    assert "error" not in seen
+    assert pipeline.errors_total == 0
+
+
 def test_a_polling_folder_sees_new_photos_and_a_folder_that_appears_later_is_watched(tmp_path: Path, db_path: Path) -> None:
     polled, late = tmp_path / "nas", tmp_path / "late"
     polled.mkdir()

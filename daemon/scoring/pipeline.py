@@ -80,6 +80,8 @@ class Pipeline:
         self._cond = threading.Condition()
         self._unfinished = 0  # submitted and not yet committed (or failed)
         self._queued: set[str] = set()  # paths waiting in the queue (events for them coalesce)
+        self._settled: dict[str, tuple[int, int]] = {}  # path -> (size, mtime_ns) when it was handed over
+        self._resettle: Callable[[Path, Path], object] | None = None
         self._stopping = False
         self._started = False
         self._prepared = threading.Semaphore(0)  # released once by each worker when it is ready
@@ -103,6 +105,12 @@ class Pipeline:
     def remove_scorer(self, name: str) -> None:
         with self._scorers_lock:
             self._scorers = tuple(s for s in self._scorers if s.name != name)
+
+    def on_changed_while_read(self, resettle: Callable[[Path, Path], object]) -> None:
+        """Call ``resettle(path, root)`` for a file that could not be decoded because it was
+        being rewritten (it changed since it was handed over, or while it was read): it
+        settles again instead of getting an error row that only heals on the next change."""
+        self._resettle = resettle
 
     def on_committed(self, callback: Callable[[list[int]], None]) -> None:
         """Call ``callback(image_ids)`` after scored photos commit (from the writer's thread)."""
@@ -136,15 +144,20 @@ class Pipeline:
             self._prepared.release()  # later callers return at once
         return True
 
-    def submit(self, path: Path | str, root: Path | str, *, refresh: bool = False) -> bool:
+    def submit(self, path: Path | str, root: Path | str, *, refresh: bool = False,
+               settled: tuple[int, int] | None = None) -> bool:
         """Queue a file for scoring; blocks while the queue is full. Returns False when
         the same path is already waiting (the queued entry will read the newest content).
         ``refresh``: the file is unchanged and only this pipeline's scorers are run again
-        (their version changed): other scores it has, a learned model's, are kept."""
+        (their version changed): other scores it has, a learned model's, are kept.
+        ``settled``: its (size, mtime_ns) when it was found complete; a file that no longer
+        has them and cannot be decoded was being rewritten (see :meth:`on_changed_while_read`)."""
         if self._stopping:
             raise PipelineStopping("the pipeline is stopping; no new work is taken")
         key = str(path)
         with self._cond:
+            if settled is not None:
+                self._settled[key] = settled
             if key in self._queued:
                 return False
             self._queued.add(key)
@@ -241,6 +254,8 @@ class Pipeline:
                 self.flush_telemetry()
 
     def _score_one(self, path: Path, root: Path, refresh: bool = False) -> None:
+        with self._cond:
+            settled = self._settled.pop(str(path), None)
         try:
             st = os.stat(path)
         except FileNotFoundError:
@@ -262,6 +277,8 @@ class Pipeline:
         except ImageRejected as exc:
             if "disappeared" in exc.reason:
                 self._commit_gone(path)
+            elif _changed_while_read(path, stat, settled):
+                self._read_again_later(path, root, exc.reason)
             else:
                 self._commit_error(path, root, stat, exc.reason)
             return
@@ -339,6 +356,20 @@ class Pipeline:
             self.errors_total += 1
         self._commit(path, lambda db: record_error(db, path=path, root=root, stat=stat, reason=reason), scored=False)
 
+    def _read_again_later(self, path: Path, root: Path, reason: str) -> None:
+        """A file being rewritten is not refused: it settles again (or, with no settler, is
+        left for the next scan, which sees its new size and time)."""
+        if self._resettle is None:
+            log.warning("%s changed while it was read (%s); not scored this time: the next scan scores it once it "
+                        "is completely written", path_key(path), reason)
+        else:
+            log.info("%s changed while it was read (%s); it is scored once it settles again", path_key(path), reason)
+            try:
+                self._resettle(path, root)
+            except Exception:  # noqa: BLE001 - the file's next change event, or the next scan, brings it back
+                log.exception("could not hand %s back to settle", path_key(path))
+        self._finish(str(path))
+
     def _commit_gone(self, path: Path) -> None:
         log.info("%s disappeared before it was scored", path_key(path))
         self._commit(path, lambda db: mark_deleted(db, [path]), scored=False)
@@ -348,6 +379,17 @@ class Pipeline:
         stages = self.times.take()
         if stages and not getattr(self.writer, "_closed", False):
             self.writer.submit(lambda db: record_telemetry(db, stages))
+
+
+def _changed_while_read(path: Path, stat: FileStat, settled: tuple[int, int] | None) -> bool:
+    """Whether ``path`` is not the file that settled: its size or mtime moved since it was
+    handed over (``settled``) or since the worker read it (``stat``)."""
+    if settled is not None and (stat.size, stat.mtime_ns) != tuple(settled):
+        return True
+    try:
+        return FileStat.of(os.stat(path)) != stat
+    except OSError:
+        return True  # gone or replaced mid-read: its delete or create event follows
 
 
 def _os_reason(exc: OSError) -> str:

@@ -133,6 +133,7 @@ class Service:
         self._start_models()
         self.intake = Intake(self.writer, self.pipeline)
         self.settler = Settler(self.intake.submit, config.settle_seconds).start()
+        self.pipeline.on_changed_while_read(self.settler.touch)
         self.register_command("rescan", self._rescan_command)
         for entry in PLUGINS:
             module, _, func = entry.partition(":")

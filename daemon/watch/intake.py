@@ -54,7 +54,7 @@ class Intake:
         has_row = conn.execute("SELECT 1 FROM images WHERE path = ? AND status != 'deleted'", (path_key(path),)).fetchone()
         if not has_row and self._relink(conn, path, root, size, mtime_ns):
             return False
-        return bool(self.pipeline.submit(path, root))
+        return bool(self.pipeline.submit(path, root, settled=key))
 
     def _relink(self, conn: Any, path: Path, root: Path, size: int, mtime_ns: int) -> bool:
         candidates = vanished_candidates(conn, size)
