@@ -45,7 +45,7 @@ def test_resnet50_matches_torchvision_layout() -> None:
     assert tuple(state["fc.weight"].shape) == (1000, 2048)
 
 
-def test_ava_resnet50_checkpoint_loads_and_scores(tmp_path: Path) -> None:
+def test_torchvision_resnet50_state_dict_loads_and_scores(tmp_path: Path) -> None:
     ckpt = save_resnet50_checkpoint(tmp_path / "best_model.pt", width=4, outputs=1)
     model = load_adapter(spec("ava-resnet50", "ava-resnet50"), ckpt, threads=1)
     images = [decoded(flat_image(60, (224, 224))), decoded(flat_image(200, (224, 224)))]
@@ -67,7 +67,7 @@ def test_ava_resnet50_checkpoint_loads_and_scores(tmp_path: Path) -> None:
     assert model.score(images[1])[0].raw == pytest.approx(scores[1][0].raw, rel=1e-5)
 
 
-def test_ava_distribution_head_scores_expected_rating(tmp_path: Path) -> None:
+def test_torchvision_resnet50_with_ten_outputs_scores_expected_rating(tmp_path: Path) -> None:
     ckpt = save_resnet50_checkpoint(tmp_path / "ava10.pt", width=4, outputs=10, wrapped=False)
     model = load_adapter(spec("ava-resnet50", "ava-resnet50"), ckpt, threads=1)
     (score,) = model.score(decoded(flat_image(120, (96, 128))))
@@ -180,14 +180,18 @@ def test_whole_pickled_module_is_refused(tmp_path: Path) -> None:
 
 def test_weights_that_do_not_fit_name_the_architecture(tmp_path: Path) -> None:
     ckpt = save_state_dict(tmp_path / "siamese.pt", "TinySiamese")
-    with pytest.raises(ModelLoadError, match="TinyRegressor"):
+    with pytest.raises(ModelLoadError, match="TinyRegressor") as info:
         load_adapter(spec("mismatch", "torch", arch="fixtures_models.torch_nets:TinyRegressor"), ckpt, threads=1)
+    assert "input.arch" in str(info.value) and "options." not in str(info.value)
 
 
 def test_state_dict_without_architecture_says_what_to_set(tmp_path: Path) -> None:
     ckpt = save_state_dict(tmp_path / "w.pt", "TinyRegressor")
-    with pytest.raises(ModelLoadError, match="options.arch"):
+    with pytest.raises(ModelLoadError) as info:
         load_adapter(spec("anon", "torch"), ckpt, threads=1)
+    message = str(info.value)
+    assert "input: {arch: package.module:Class}" in message and "options." not in message
+    assert "head (2)" in message and "top-level keys" not in message  # a bare state dict: its keys are the tensors
 
 
 def test_missing_checkpoint_and_bad_framework_are_explained(tmp_path: Path) -> None:

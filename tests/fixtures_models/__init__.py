@@ -67,9 +67,11 @@ def flat_image(level: int, size: tuple[int, int] = (48, 64)) -> np.ndarray:
 
 
 def save_resnet50_checkpoint(path: Path, *, width: int = 4, outputs: int = 1, wrapped: bool = True) -> Path:
-    """A ResNet-50-layout state dict (narrow, so it stays small), saved the
-    way training scripts do: nested under model_state_dict with DataParallel's
-    ``module.`` prefix when ``wrapped``."""
+    """A torchvision-layout ResNet-50 state dict (narrow, so it stays small): a fine-tune of
+    ``torchvision.models.resnet50`` with its ``fc`` replaced. ``wrapped``: saved as a
+    DataParallel training loop does, under ``model_state_dict`` with ``module.`` in front of
+    every key, beside the epoch and a numpy metric. (The user's own AVA and Siamese
+    checkpoints are built in :mod:`fixtures_models.user_training`.)"""
     import torch
 
     from daemon.scoring.models.resnet import resnet50
@@ -78,7 +80,7 @@ def save_resnet50_checkpoint(path: Path, *, width: int = 4, outputs: int = 1, wr
     net = resnet50(outputs, width=width)
     state = net.state_dict()
     if wrapped:
-        state = {"epoch": 12, "model_state_dict": {f"module.{k}": v for k, v in state.items()}, "best_val": 0.31}
+        state = {"epoch": 12, "model_state_dict": {f"module.{k}": v for k, v in state.items()}, "best_val": np.float64(0.31)}
     torch.save(state, path)
     return path
 

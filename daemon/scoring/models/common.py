@@ -185,5 +185,5 @@ def single_file(model: str, path: Path, suffixes: Sequence[str]) -> Path:
             raise ModelLoadError(model, path, f"the folder holds no file ending in {', '.join(suffixes)}",
                                  "Point the model's source at the checkpoint file itself.")
         raise ModelLoadError(model, path, f"the folder holds {len(found)} candidate files ({', '.join(p.name for p in found[:4])})",
-                             "Set the model's `file` option to the one to load.")
+                             "Set the catalog entry's input.file to the one to load (input: {file: NAME}).")
     raise ModelLoadError(model, path, "does not exist", "Check the model's source path, or fetch it again.")

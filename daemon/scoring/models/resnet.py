@@ -94,6 +94,25 @@ def resnet50(num_outputs: int = 1000, *, width: int = 64, head: str = "linear") 
     return ResNet(RESNET50_LAYERS, num_outputs, width=width, head=head)
 
 
+def resnet50_backbone(width: int = 64) -> nn.Sequential:
+    """ResNet-50 without its ``fc``, flattened: ``Sequential(*resnet50.children()[:-1], Flatten())``,
+    the backbone training scripts put in front of their own head. Keys ``0.*`` (conv1), ``1.*``
+    (bn1), ``4.*``-``7.*`` (layer1-4); 2, 3, 8, 9 (relu, maxpool, avgpool, flatten) hold none.
+    Its output has ``width * 32`` features (2048 in ResNet-50)."""
+    return nn.Sequential(*list(resnet50(width=width).children())[:-1], nn.Flatten())
+
+
+def infer_resnet50_backbone(state: dict[str, torch.Tensor]) -> tuple[nn.Sequential, int]:
+    """The :func:`resnet50_backbone` that fits ``state`` (its keys without the
+    ``backbone.`` prefix) and its feature count. Raises KeyError/ValueError
+    when ``state`` is not one."""
+    width = int(state["0.weight"].shape[0])
+    blocks = tuple(1 + max((int(k.split(".")[1]) for k in state if k.startswith(f"{i}.")), default=-1) for i in range(4, 8))
+    if blocks != RESNET50_LAYERS:
+        raise ValueError(f"stages 4-7 have {blocks} blocks; ResNet-50 has {RESNET50_LAYERS}")
+    return resnet50_backbone(width), width * 8 * Bottleneck.expansion
+
+
 def infer_resnet50(state: dict[str, torch.Tensor]) -> ResNet:
     """A ResNet-50 shaped to fit ``state``: width from ``conv1``, head and
     outputs from the ``fc`` keys. Raises KeyError/ValueError when it is not

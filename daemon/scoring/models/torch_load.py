@@ -2,8 +2,10 @@
 
 A ``.pt``/``.pth`` file is a pickle; unpickling an arbitrary one runs
 whatever callables it names. keepers loads only with
-``torch.load(..., weights_only=True)`` (tensors, plain containers, numbers)
-or from safetensors, and refuses anything else with an explanation. TorchScript
+``torch.load(..., weights_only=True)`` (tensors, plain containers, numbers,
+and numpy's scalar and dtype types, which training scripts store their
+metrics as) or from safetensors, and refuses anything else with an
+explanation. TorchScript
 archives are loaded with ``torch.jit.load``, which runs TorchScript, not
 Python. Import this module only from the torch adapters (it imports torch).
 """
@@ -16,6 +18,7 @@ import pickle
 import warnings
 import zipfile
 from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import torch
@@ -40,8 +43,27 @@ def is_torchscript(path: Path) -> bool:
         return any("/code/" in name or name.startswith("code/") for name in zf.namelist())
 
 
+@dataclass(frozen=True)
+class Checkpoint:
+    """What a checkpoint file holds: its tensors (unwrapped, wrapper prefixes
+    stripped), the training ``config`` saved beside them ({} when none), and
+    the file's top-level keys (for messages)."""
+
+    state: dict[str, torch.Tensor]
+    config: Mapping[str, Any] = field(default_factory=dict)
+    top_keys: tuple[str, ...] = ()
+
+
 def load_state_dict(model: str, path: Path) -> dict[str, torch.Tensor]:
     """The tensors of a checkpoint file, unwrapped and without wrapper prefixes.
+
+    Raises UnsafeCheckpoint when the file needs arbitrary unpickling, and
+    ModelLoadError when it is not a checkpoint or holds no tensors."""
+    return load_checkpoint(model, path).state
+
+
+def load_checkpoint(model: str, path: Path) -> Checkpoint:
+    """The tensors of a checkpoint file and the training config saved with them.
 
     Raises UnsafeCheckpoint when the file needs arbitrary unpickling, and
     ModelLoadError when it is not a checkpoint or holds no tensors."""
@@ -61,13 +83,34 @@ def load_state_dict(model: str, path: Path) -> dict[str, torch.Tensor]:
     if not state:
         raise ModelLoadError(model, path, "holds no tensors (not a state dict)",
                              "Save the weights with torch.save(model.state_dict(), path).")
-    return _strip_prefixes(state)
+    config = raw.get("config") if isinstance(raw, Mapping) else None
+    wrapped = isinstance(raw, Mapping) and not all(isinstance(v, torch.Tensor) for v in raw.values())
+    top_keys = tuple(str(k) for k in raw) if wrapped else ()
+    return Checkpoint(_strip_prefixes(state), config if isinstance(config, Mapping) else {}, top_keys)
+
+
+def numpy_safe_globals() -> list[Any]:
+    """numpy's scalar reconstructor and dtype types, for ``torch.serialization.safe_globals``.
+
+    A numpy scalar (``np.float64(0.71)``, the metric a training script saves)
+    pickles as ``numpy._core.multiarray.scalar(dtype, bytes)``; numpy 1.x
+    wrote ``numpy.core.multiarray.scalar``. Neither runs code: they rebuild a
+    number from its dtype and bytes. Nothing else is allowed (an array needs
+    ``_reconstruct`` and ``ndarray``, and stays refused)."""
+    import numpy as np
+
+    scalar = np._core.multiarray.scalar if hasattr(np, "_core") else np.core.multiarray.scalar
+    dtypes = getattr(np, "dtypes", None)  # numpy >= 1.25
+    numeric = [getattr(dtypes, name) for name in dir(dtypes) if name.endswith("DType")
+               and name not in ("ObjectDType", "VoidDType", "StringDType", "StrDType", "BytesDType")] if dtypes else []
+    return [(scalar, "numpy._core.multiarray.scalar"), (scalar, "numpy.core.multiarray.scalar"), np.dtype, *numeric]
 
 
 def safe_torch_load(model: str, path: Path) -> Any:
-    """``torch.load(path, weights_only=True)`` with errors that say what to do."""
+    """``torch.load(path, weights_only=True)`` (numpy scalars allowed) with errors that say what to do."""
     try:
-        return torch.load(str(path), map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(numpy_safe_globals()):
+            return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         for line in str(exc).splitlines():
@@ -79,7 +122,8 @@ def safe_torch_load(model: str, path: Path) -> Any:
             f"needs unpickling of arbitrary Python objects to load ({detail}); keepers loads checkpoints only with "
             "weights_only=True, because unpickling runs whatever code the file names, and nothing from this file was run",
             "If you trust the file, re-save just the weights: torch.save(model.state_dict(), 'weights.pt') (or safetensors), "
-            "and name the architecture in the model's options (arch: package.module:Class), or export it with torch.jit.script/trace.",
+            "and name the architecture in the catalog entry's input (input: {arch: package.module:Class}), "
+            "or export it with torch.jit.script/trace.",
         ) from exc
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as exc:
         raise ModelLoadError(model, path, f"is not a torch checkpoint torch can read: {exc}",
@@ -128,7 +172,7 @@ def import_architecture(model: str, dotted: str) -> type[nn.Module]:
     """The class named ``package.module:Class`` (an architecture in your own code)."""
     module_name, _, class_name = dotted.partition(":")
     if not module_name or not class_name:
-        raise ModelLoadError(model, dotted, "options.arch must look like 'package.module:Class'",
+        raise ModelLoadError(model, dotted, "input.arch must look like 'package.module:Class'",
                              "Name the module and the class, separated by a colon.")
     try:
         module = importlib.import_module(module_name)
@@ -138,7 +182,7 @@ def import_architecture(model: str, dotted: str) -> type[nn.Module]:
     cls = getattr(module, class_name, None)
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
         raise ModelLoadError(model, dotted, f"{module_name} has no torch.nn.Module subclass named {class_name!r}",
-                             "Check the spelling of options.arch.")
+                             "Check the spelling of the catalog entry's input.arch.")
     return cls
 
 
@@ -150,6 +194,6 @@ def load_into(model: str, path: Path, module: nn.Module, state: dict[str, torch.
         first = str(exc).splitlines()
         raise ModelLoadError(model, path, f"weights do not fit the architecture {type(module).__name__}: "
                              + " ".join(line.strip() for line in first[:3]),
-                             "Check options.arch (and arch_kwargs) match the network the checkpoint was trained with.") from exc
+                             "Check that the catalog entry's input.arch (and input.arch_kwargs) match the network the checkpoint was trained with.") from exc
     module.eval()
     return module
