@@ -37,6 +37,107 @@ EXISTING_SIDECAR = """<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>
 """
 
 
+# A Lightroom Classic sidecar (IMG_1.xmp) as it saves one: no packet wrapper, every simple
+# property an attribute of one Description, Camera Raw settings and an edit history beside them.
+LIGHTROOM_SIDECAR = """<x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="Adobe XMP Core 7.0-c000 1.000000, 0000/00/00-00:00:00        ">
+ <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
+  <rdf:Description rdf:about=""
+    xmlns:xmp="http://ns.adobe.com/xap/1.0/"
+    xmlns:tiff="http://ns.adobe.com/tiff/1.0/"
+    xmlns:exif="http://ns.adobe.com/exif/1.0/"
+    xmlns:aux="http://ns.adobe.com/exif/1.0/aux/"
+    xmlns:photoshop="http://ns.adobe.com/photoshop/1.0/"
+    xmlns:xmpMM="http://ns.adobe.com/xap/1.0/mm/"
+    xmlns:stEvt="http://ns.adobe.com/xap/1.0/sType/ResourceEvent#"
+    xmlns:dc="http://purl.org/dc/elements/1.1/"
+    xmlns:crs="http://ns.adobe.com/camera-raw-settings/1.0/"
+   xmp:ModifyDate="2023-06-04T18:22:31+02:00"
+   xmp:CreateDate="2023-06-03T14:05:12.48"
+   xmp:CreatorTool="Adobe Photoshop Lightroom Classic 12.3 (Macintosh)"
+   xmp:MetadataDate="2023-06-04T18:22:31+02:00"{rating}
+   xmp:Label="Red"
+   tiff:Make="Canon"
+   tiff:Model="Canon EOS R6"
+   exif:ExposureTime="1/250"
+   exif:FNumber="28/10"
+   aux:Lens="RF24-105mm F4 L IS USM"
+   photoshop:DateCreated="2023-06-03T14:05:12.48"
+   xmpMM:DocumentID="xmp.did:0f3e6a2c-6a4b-4c7e-9f7e-2b1a7d9c8e11"
+   xmpMM:InstanceID="xmp.iid:0f3e6a2c-6a4b-4c7e-9f7e-2b1a7d9c8e11"
+   xmpMM:OriginalDocumentID="5F2A7B0C1D9E4F3A8B6C0D1E2F3A4B5C"
+   crs:Version="15.3"
+   crs:ProcessVersion="11.0"
+   crs:WhiteBalance="As Shot"
+   crs:Exposure2012="+0.35"
+   crs:HasSettings="True">
+   <xmpMM:History>
+    <rdf:Seq>
+     <rdf:li
+      stEvt:action="saved"
+      stEvt:instanceID="xmp.iid:0f3e6a2c-6a4b-4c7e-9f7e-2b1a7d9c8e11"
+      stEvt:when="2023-06-04T18:22:31+02:00"
+      stEvt:softwareAgent="Adobe Photoshop Lightroom Classic 12.3 (Macintosh)"
+      stEvt:changed="/metadata"/>
+    </rdf:Seq>
+   </xmpMM:History>
+   <dc:subject>
+    <rdf:Bag>
+     <rdf:li>beach</rdf:li>
+    </rdf:Bag>
+   </dc:subject>
+  </rdf:Description>
+ </rdf:RDF>
+</x:xmpmeta>
+"""
+
+# A darktable 4 sidecar (IMG_1.CR2.xmp) right after import, as exiv2 writes it for darktable: an XML
+# declaration, no packet wrapper, darktable's import default of one star, an empty history.
+DARKTABLE_SIDECAR = """<?xml version="1.0" encoding="UTF-8"?>
+<x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="XMP Core 4.4.0-Exiv2">
+ <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
+  <rdf:Description rdf:about=""
+    xmlns:exif="http://ns.adobe.com/exif/1.0/"
+    xmlns:xmp="http://ns.adobe.com/xap/1.0/"
+    xmlns:xmpMM="http://ns.adobe.com/xap/1.0/mm/"
+    xmlns:darktable="http://darktable.sf.net/"
+   exif:DateTimeOriginal="2023:06:03 14:05:12.480"
+   xmp:Rating="{rating}"
+   xmpMM:DerivedFrom="{photo}"
+   darktable:import_timestamp="63822370000000000"
+   darktable:change_timestamp="-1"
+   darktable:export_timestamp="-1"
+   darktable:print_timestamp="-1"
+   darktable:xmp_version="5"
+   darktable:raw_params="0"
+   darktable:auto_presets_applied="1"
+   darktable:history_end="0"
+   darktable:iop_order_version="4">
+   <darktable:masks_history>
+    <rdf:Seq/>
+   </darktable:masks_history>
+   <darktable:history>
+    <rdf:Seq/>
+   </darktable:history>
+  </rdf:Description>
+ </rdf:RDF>
+</x:xmpmeta>
+"""
+
+
+def exiftool_sidecar(path: Path, *assignments: str) -> Path:
+    """A sidecar exiftool writes from scratch (element form, one Description per namespace)."""
+    if not shutil.which("exiftool"):
+        pytest.skip("exiftool is not installed (`make test` installs it when apt is available)")
+    subprocess.run(["exiftool", "-q", *assignments, "-o", str(path)], check=True, capture_output=True, timeout=30)
+    return path
+
+
+def touch_later(path: Path) -> None:
+    """A person's edit seen as one: the sidecar's mtime moves on."""
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+
+
 def _exiftool(path: Path) -> dict[str, Any]:
     out = subprocess.run(["exiftool", "-j", "-XMP:all", str(path)], check=True, capture_output=True, text=True, timeout=30)
     return json.loads(out.stdout)[0]
@@ -246,3 +347,91 @@ def test_an_album_folder_filled_before_links_were_recorded_is_still_kept_in_sync
     writer.call(lambda db: db.conn.execute("UPDATE images SET updated_at = updated_at + 1e6 WHERE id = ?", (ids["best"],)))
     run_selection(writer, config)
     assert sorted(p.name for p in album.iterdir() if not p.name.startswith(".")) == ["good.jpg", "lone.jpg", "notes.txt"]
+
+
+def test_a_persons_colour_label_in_an_unrated_lightroom_sidecar_is_kept_while_picked_and_after(
+        writer: StoreWriter, photo_dir: Path, read_xmp) -> None:
+    ids = library(writer, photo_dir)
+    sidecar = photo_dir / "best.xmp"  # Lightroom's naming
+    sidecar.write_text(LIGHTROOM_SIDECAR.format(rating=""), encoding="utf-8")
+    config = xmp_config(xmp_naming="replace_extension")
+    run_selection(writer, config)
+    fields = read_xmp(sidecar)
+    assert (fields["Rating"], fields["Label"]) == (5, "Red")  # keepers' stars; the person's label, not Pick
+    assert str(fields["Version"]) == "15.3" and fields["Subject"] == "beach" and fields["HistoryAction"] == "saved"
+    # the photo leaves the album (rejected in keepers): the rating follows, the label is still the person's
+    writer.call(lambda db: db.conn.execute("INSERT INTO manual_choices VALUES (?, 'reject', 'cli', 0)", (ids["best"],)))
+    writer.call(lambda db: db.conn.execute("UPDATE images SET updated_at = updated_at + 1e6 WHERE id = ?", (ids["best"],)))
+    run_selection(writer, config)
+    assert ids["best"] not in {i for (i,) in writer.db.conn.execute("SELECT image_id FROM picks")}
+    fields = read_xmp(sidecar)
+    assert (fields["Rating"], fields["Label"]) == (-1, "Red")
+
+
+def test_a_persons_colour_label_in_an_exiftool_sidecar_is_never_replaced_by_pick_nor_deleted(
+        writer: StoreWriter, photo_dir: Path, read_xmp) -> None:
+    ids = library(writer, photo_dir)
+    sidecar = exiftool_sidecar(photo_dir / "lone.jpg.xmp", "-XMP-xmp:Label=Red", "-XMP-dc:Subject=trip")
+    run_selection(writer, xmp_config())
+    assert (read_xmp(sidecar)["Rating"], read_xmp(sidecar)["Label"]) == (4, "Red")
+    # keepers' own label on another photo comes and goes as before
+    assert read_xmp(photo_dir / "best.jpg.xmp")["Label"] == "Pick"
+    writer.call(lambda db: db.conn.execute("INSERT INTO manual_choices VALUES (?, 'reject', 'cli', 0)", (ids["lone"],)))
+    writer.call(lambda db: db.conn.execute("UPDATE images SET updated_at = updated_at + 1e6 WHERE id = ?", (ids["lone"],)))
+    run_selection(writer, xmp_config())
+    fields = read_xmp(sidecar)
+    assert (fields["Rating"], fields["Label"], fields["Subject"]) == (-1, "Red", "trip")
+    # and a person who sets a label on a sidecar keepers wrote keeps it too
+    good = photo_dir / "good.jpg.xmp"
+    good.write_text(good.read_text(encoding="utf-8").replace('xmp:Rating="3"', 'xmp:Rating="3" xmp:Label="Green"'), encoding="utf-8")
+    writer.call(lambda db: db.conn.execute("INSERT INTO manual_choices VALUES (?, 'pin', 'cli', 0)", (ids["good"],)))
+    writer.call(lambda db: db.conn.execute("UPDATE images SET updated_at = updated_at + 1e6 WHERE id = ?", (ids["good"],)))
+    run_selection(writer, xmp_config())
+    assert ids["good"] in {i for (i,) in writer.db.conn.execute("SELECT image_id FROM picks")}
+    assert read_xmp(good)["Label"] == "Green"
+
+
+def test_with_both_namings_a_persons_rating_in_one_is_what_the_other_shows(writer: StoreWriter, photo_dir: Path, read_xmp) -> None:
+    ids = library(writer, photo_dir)
+    # a Lightroom user rated the best photo 2 stars before keepers ran (its formula says 5)
+    (photo_dir / "best.xmp").write_text(LIGHTROOM_SIDECAR.format(rating='\n   xmp:Rating="2"'), encoding="utf-8")
+    config = xmp_config(xmp_naming="both")
+    run_selection(writer, config)
+    assert read_xmp(photo_dir / "best.xmp")["Rating"] == 2
+    assert read_xmp(photo_dir / "best.jpg.xmp")["Rating"] == 2  # darktable shows the person's stars, not keepers' 5
+    # later the person rates the lone photo 3 stars in darktable, over keepers' own sidecar
+    lone_dt, lone_lr = photo_dir / "lone.jpg.xmp", photo_dir / "lone.xmp"
+    assert read_xmp(lone_dt)["Rating"] == read_xmp(lone_lr)["Rating"] == 4
+    lone_dt.write_text(lone_dt.read_text(encoding="utf-8").replace('xmp:Rating="4"', 'xmp:Rating="3"'), encoding="utf-8")
+    touch_later(lone_dt)
+    for _ in range(2):
+        run_selection(writer, config)
+        assert read_xmp(lone_dt)["Rating"] == read_xmp(lone_lr)["Rating"] == 3
+    assert writer.db.conn.execute("SELECT count(*) FROM manual_choices WHERE image_id IN (?, ?)",
+                                  (ids["best"], ids["lone"])).fetchone()[0] == 0  # 2 and 3 stars neither pin nor reject
+
+
+def test_rating_zero_is_unrated_and_darktables_one_star_import_default_is_not_a_persons_rating(
+        writer: StoreWriter, photo_dir: Path, read_xmp) -> None:
+    ids = library(writer, photo_dir)
+    exiftool_sidecar(photo_dir / "good.jpg.xmp", "-XMP-xmp:Rating=0")  # XMP's "unrated"
+    lone = photo_dir / "lone.jpg.xmp"
+    lone.write_text(DARKTABLE_SIDECAR.format(rating=1, photo="lone.jpg"), encoding="utf-8")  # just imported
+    (photo_dir / "poor.xmp").write_text(LIGHTROOM_SIDECAR.format(rating='\n   xmp:Rating="1"'), encoding="utf-8")
+    run_selection(writer, xmp_config())  # darktable's naming: poor.xmp is not read yet
+    assert read_xmp(photo_dir / "good.jpg.xmp")["Rating"] == 3
+    fields = read_xmp(lone)
+    assert (fields["Rating"], fields["Label"]) == (4, "Pick")
+    assert fields["Xmp_version"] == 5 and fields["DerivedFrom"] == "lone.jpg" and fields["Auto_presets_applied"] == 1
+    assert writer.db.conn.execute("SELECT count(*) FROM xmp_written WHERE hand_rating IS NOT NULL").fetchone()[0] == 0
+    # once keepers wrote darktable's sidecar, one star set there is the person's and stays
+    lone.write_text(lone.read_text(encoding="utf-8").replace('xmp:Rating="4"', 'xmp:Rating="1"'), encoding="utf-8")
+    touch_later(lone)
+    run_selection(writer, xmp_config())
+    assert read_xmp(lone)["Rating"] == 1
+    assert writer.db.conn.execute("SELECT hand_rating FROM xmp_written WHERE sidecar = ?", (str(lone),)).fetchone() == (1,)
+    # one star in a sidecar another tool wrote (Lightroom's) is a person's rating from the start
+    run_selection(writer, xmp_config(xmp_naming="replace_extension"), full=True)
+    assert read_xmp(photo_dir / "poor.xmp")["Rating"] == 1
+    assert writer.db.conn.execute("SELECT hand_rating FROM xmp_written WHERE sidecar = ?", (str(photo_dir / "poor.xmp"),)).fetchone() == (1,)
+    assert ids

@@ -1,9 +1,12 @@
 """Export: an album folder of links kept in sync with the picks, and XMP
 sidecars carrying keepers' rating and pick/reject label.
 
-A sidecar keepers did not write, or one whose rating differs from what
-keepers last wrote, was edited by a person: it is never overwritten, and its
-rating counts as a manual choice (-1 = reject, 4 or 5 = pin).
+A rating keepers did not write (one already in a sidecar keepers finds, or
+one that differs from what keepers last wrote) was set by a person: it is
+never overwritten, the photo's other sidecars show it instead of keepers'
+rating, and it counts as a manual choice (-1 = reject, 4 or 5 = pin). What
+counts as no rating (0, darktable's import default) and whose label is
+whose: see :mod:`daemon.album.xmp`.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from ..errors import ConfigError
 from ..store.db import open_db
 from ..store.writer import StoreWriter
 from .links import sync_link_folder
-from .xmp import PICK_LABEL, REJECT_LABEL, SidecarError, merge_sidecar, rating_for, read_rating, sidecar_paths
+from .xmp import (
+    PICK_LABEL, REJECT_LABEL, SidecarError, merge_sidecar, rating_for, read_rating, read_unwritten_rating, sidecar_paths,
+)
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +176,8 @@ def export_album(writer: StoreWriter, config: Config, moments: set[int] | None) 
         scores = [r[7] if r[7] is not None else r[4] for r in group if (r[7] if r[7] is not None else r[4]) is not None]
         rating = rating_for(max(scores) if scores else None, rejected=rejected)
         label = REJECT_LABEL if rejected else PICK_LABEL if picked else None
+        owned: list[tuple[Path, tuple | None, int]] = []  # the sidecars keepers writes: (path, last written, image)
+        hands: list[tuple[int, int]] = []  # (mtime_ns, rating) of each sidecar of the photo a person rated
         for row in group:
             for sidecar in sidecar_paths(row[1], config.export.xmp_naming):
                 key = str(sidecar)
@@ -179,24 +186,32 @@ def export_album(writer: StoreWriter, config: Config, moments: set[int] | None) 
                 seen.add(key)
                 before = written.get(key)
                 if before is not None and before[2] is not None:
-                    continue  # a person set this rating; it wins
+                    hands.append((_mtime_ns(sidecar), before[2]))  # a person set this rating; it wins
+                    continue
                 if before is None and sidecar.exists():
                     try:
-                        existing = read_rating(sidecar)
+                        existing = read_unwritten_rating(sidecar)
                     except SidecarError as exc:
                         log.warning("%s", exc)
                         continue
                     if existing is not None:
                         records.append((key, row[0], None, None, -1.0, existing))
+                        hands.append((_mtime_ns(sidecar), existing))
                         continue
-                if before is not None and (before[0], before[1]) == (rating, label) and sidecar.exists():
-                    continue
-                try:
-                    merge_sidecar(sidecar, rating, label, previous_label=before[1] if before else None)
-                except (OSError, SidecarError) as exc:
-                    log.warning("sidecar %s: not written: %s", sidecar, exc)
-                    continue
-                records.append((key, row[0], rating, label, time.time(), 0))
+                owned.append((sidecar, before, row[0]))
+        if hands:
+            # one photo shows one rating: the one a person set in a sidecar (the newest, if several)
+            # goes into the others keepers writes, darktable's and Lightroom's alike, not keepers' own
+            rating = max(hands)[1]
+        for sidecar, before, image_id in owned:
+            if before is not None and (before[0], before[1]) == (rating, label) and sidecar.exists():
+                continue
+            try:
+                held = merge_sidecar(sidecar, rating, label, previous_label=before[1] if before else None)
+            except (OSError, SidecarError) as exc:
+                log.warning("sidecar %s: not written: %s", sidecar, exc)
+                continue
+            records.append((str(sidecar), image_id, rating, held, time.time(), 0))
     if records:
         writer.call(lambda db: _record_sidecars(db, records))
     return sum(1 for r in records if r[4] < 0 and hand_choice(r[5]) is not None)
@@ -256,6 +271,13 @@ def _older_keepers_link(conn: Any) -> Callable[[os.DirEntry], str | None]:
         return None
 
     return target
+
+
+def _mtime_ns(path: Path) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return 0
 
 
 def _json(values: Iterable[int]) -> str:

@@ -4,6 +4,18 @@ without disturbing anything else in it.
 darktable and digiKam look for ``IMG_1.CR2.xmp``; Lightroom and Capture One
 for ``IMG_1.xmp``. ``xmp:Rating`` is 1..5 (-1 = rejected) and ``xmp:Label``
 carries keepers' "Pick" / "Reject".
+
+How keepers reads what a person wrote:
+
+- ``xmp:Rating="0"`` is XMP's "unrated" (darktable itself replaces it with its
+  import default): it is read as no rating.
+- A 1-star rating in a darktable sidecar keepers has not written yet is
+  darktable's default on import (its "initial rating" is 1 star), not a
+  choice: keepers writes its own rating there. Once keepers has written a
+  sidecar, any rating a person sets in it, 1 star included, is theirs.
+- ``xmp:Label`` is keepers' only while it holds the label keepers wrote: a
+  colour label a person set (Lightroom's and Capture One's ``Red``) is never
+  replaced or removed.
 """
 
 from __future__ import annotations
@@ -23,6 +35,9 @@ NS_XMP = "http://ns.adobe.com/xap/1.0/"
 _RATING = f"{{{NS_XMP}}}Rating"
 _LABEL = f"{{{NS_XMP}}}Label"
 _DESCRIPTION = f"{{{NS_RDF}}}Description"
+NS_DARKTABLE = "http://darktable.sf.net/"
+#: darktable's default rating on import ("initial rating" in its import settings)
+DARKTABLE_IMPORT_RATING = 1
 _ABOUT = f"{{{NS_RDF}}}about"
 
 PICK_LABEL = "Pick"
@@ -95,18 +110,41 @@ def _descriptions(root: ET.Element) -> list[ET.Element]:
 
 
 def read_rating(path: Path) -> int | None:
-    """The ``xmp:Rating`` of a sidecar (attribute or element form), None when it has none."""
+    """The ``xmp:Rating`` of a sidecar (attribute or element form); None when it has
+    none or it is 0 (XMP's "unrated")."""
     tree, _ = _parse(path)
-    for desc in _descriptions(tree.getroot()):
+    return _rating_of(tree.getroot())
+
+
+def read_unwritten_rating(path: Path) -> int | None:
+    """The rating a person set in a sidecar keepers has not written (see the module's notes):
+    None when unrated, and for darktable's 1-star import default."""
+    tree, _ = _parse(path)
+    root = tree.getroot()
+    rating = _rating_of(root)
+    if rating == DARKTABLE_IMPORT_RATING and _written_by_darktable(root):
+        return None
+    return rating
+
+
+def _written_by_darktable(root: ET.Element) -> bool:
+    prefix = f"{{{NS_DARKTABLE}}}"
+    return any(key.startswith(prefix) for desc in _descriptions(root) for key in desc.attrib) or \
+        any(child.tag.startswith(prefix) for desc in _descriptions(root) for child in desc)
+
+
+def _rating_of(root: ET.Element) -> int | None:
+    for desc in _descriptions(root):
         value = desc.get(_RATING)
         if value is None:
             element = desc.find(_RATING)
             value = element.text if element is not None else None
         if value is not None and value.strip():
             try:
-                return int(float(value.strip()))
+                rating = int(float(value.strip()))
             except ValueError:
                 return None
+            return rating or None  # 0: unrated
     return None
 
 
@@ -122,12 +160,14 @@ def read_label(path: Path) -> str | None:
     return None
 
 
-def _set(desc_list: list[ET.Element], key: str, value: str | None) -> None:
-    """Set (or, with None, remove) a simple property wherever it is; new ones go on the first Description."""
-    found = False
+def _set(desc_list: list[ET.Element], key: str, value: str | None) -> bool:
+    """Set (or, with None, remove) a simple property wherever it is; new ones go on the first
+    Description. Returns whether anything changed."""
+    found = changed = False
     for desc in desc_list:
         if key in desc.attrib:
             found = True
+            changed = changed or desc.get(key) != value
             if value is None:
                 del desc.attrib[key]
             else:
@@ -135,23 +175,29 @@ def _set(desc_list: list[ET.Element], key: str, value: str | None) -> None:
         element = desc.find(key)
         if element is not None:
             found = True
+            changed = changed or element.text != value
             if value is None:
                 desc.remove(element)
             else:
                 element.text = value
     if not found and value is not None:
         desc_list[0].set(key, value)
+        changed = True
+    return changed
 
 
-def merge_sidecar(path: Path, rating: int | None, label: str | None, *, previous_label: str | None = None) -> None:
-    """Write ``rating`` and ``label`` into the sidecar at ``path``, creating it if needed.
+def merge_sidecar(path: Path, rating: int | None, label: str | None, *, previous_label: str | None = None) -> str | None:
+    """Write ``rating`` and ``label`` into the sidecar at ``path``, creating it if needed;
+    returns the label keepers now holds there (None when a person's label stays).
 
-    Every other field of an existing sidecar is kept. ``label=None`` removes
-    the label only when it is ``previous_label`` (the one keepers wrote), so a
-    person's own label survives. Written atomically (temp file + rename).
-    Raises SidecarError when an existing sidecar cannot be parsed.
+    Every other field of an existing sidecar is kept. The label is keepers' to set
+    or remove only while the sidecar has none or has ``previous_label`` (the one
+    keepers wrote): a person's own label survives. Written atomically (temp file
+    + rename), and only when something changed. Raises SidecarError when an
+    existing sidecar cannot be parsed.
     """
-    if path.exists():
+    existed = path.exists()
+    if existed:
         tree, prefixes = _parse(path)
     else:
         tree, prefixes = ET.ElementTree(ET.fromstring(_EMPTY)), {}
@@ -169,11 +215,15 @@ def merge_sidecar(path: Path, rating: int | None, label: str | None, *, previous
             raise SidecarError(f"{path}: has no rdf:RDF element; it is not an XMP sidecar keepers can merge into")
         desc = ET.SubElement(rdf, _DESCRIPTION, {_ABOUT: ""})
         descs = [desc]
-    _set(descs, _RATING, None if rating is None else str(rating))
-    if label is not None:
-        _set(descs, _LABEL, label)
-    elif previous_label is not None and read_label_from(descs) == previous_label:
-        _set(descs, _LABEL, None)
+    changed = _set(descs, _RATING, None if rating is None else str(rating))
+    current = read_label_from(descs)
+    held = label
+    if current is not None and current != previous_label:
+        held = None  # a person's label: left as it is
+    else:
+        changed = _set(descs, _LABEL, label) or changed
+    if existed and not changed:
+        return held
     body = ET.tostring(root, encoding="unicode")
     text = '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n' + body + '\n<?xpacket end="w"?>\n'
     fd, tmp = tempfile.mkstemp(prefix=".keepers-", suffix=".xmp", dir=path.parent)
@@ -185,6 +235,7 @@ def merge_sidecar(path: Path, rating: int | None, label: str | None, *, previous
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    return held
 
 
 def read_label_from(descs: list[ET.Element]) -> str | None:
