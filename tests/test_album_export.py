@@ -333,20 +333,22 @@ def test_sync_link_folder_keeps_the_links_a_person_put_there(writer: StoreWriter
     assert (album / "my-favourite.jpg").stat().st_ino == (photo_dir / "poor.jpg").stat().st_ino
 
 
+@pytest.mark.parametrize("link", ["symlink", "hardlink"])
 def test_an_album_folder_filled_before_links_were_recorded_is_still_kept_in_sync(writer: StoreWriter, photo_dir: Path,
-                                                                                 tmp_path: Path) -> None:
+                                                                                 tmp_path: Path, link: str) -> None:
     ids = library(writer, photo_dir)
     album = tmp_path / "album"
     album.mkdir()
-    config = Config(export=ExportConfig(folder=album, link="hardlink"))
+    config = Config(export=ExportConfig(folder=album, link=link))  # type: ignore[arg-type]
     run_selection(writer, config)
     (album / ".keepers-links.json").unlink()  # as an older keepers left it
     (album / "notes.txt").write_text("mine")
     os.link(album / "notes.txt", tmp_path / "notes-backup.txt")  # a person's file with two links, not a photo
+    os.symlink(tmp_path / "notes-backup.txt", album / "my-link.txt")  # and a link of theirs
     writer.call(lambda db: db.conn.execute("INSERT INTO manual_choices VALUES (?, 'reject', 'cli', 0)", (ids["best"],)))
     writer.call(lambda db: db.conn.execute("UPDATE images SET updated_at = updated_at + 1e6 WHERE id = ?", (ids["best"],)))
     run_selection(writer, config)
-    assert sorted(p.name for p in album.iterdir() if not p.name.startswith(".")) == ["good.jpg", "lone.jpg", "notes.txt"]
+    assert sorted(p.name for p in album.iterdir() if not p.name.startswith(".")) == ["good.jpg", "lone.jpg", "my-link.txt", "notes.txt"]
 
 
 def test_a_persons_colour_label_in_an_unrated_lightroom_sidecar_is_kept_while_picked_and_after(

@@ -245,11 +245,15 @@ def _older_keepers_link(conn: Any) -> Callable[[os.DirEntry], str | None]:
     for one of its links when it links to a photo in the library under that photo's
     name (``IMG_1.jpg``, or ``IMG_1~id.jpg`` for a second photo of that name)."""
 
+    def named_for(name: str, path: str, image_id: int) -> bool:
+        stem, ext = os.path.splitext(os.path.basename(path))
+        return name in (stem + ext, f"{stem}~{image_id}{ext}")
+
     def target(entry: os.DirEntry) -> str | None:
         if entry.is_symlink():
             path = os.readlink(entry.path)
-            known = conn.execute("SELECT 1 FROM images WHERE path = ?", (path,)).fetchone()
-            return path if known and os.path.basename(path) == entry.name else None
+            known = conn.execute("SELECT id FROM images WHERE path = ?", (path,)).fetchone()
+            return path if known and named_for(entry.name, path, int(known[0])) else None
         if not entry.is_file(follow_symlinks=False):
             return None
         st = entry.stat(follow_symlinks=False)
@@ -266,7 +270,7 @@ def _older_keepers_link(conn: Any) -> Callable[[os.DirEntry], str | None]:
                 other = os.stat(path)
             except OSError:
                 continue
-            if (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino):
+            if (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino) and os.path.splitext(path)[1] == ext:
                 return str(path)
         return None
 
