@@ -100,6 +100,9 @@ class ExportConfig:
     link: Literal["symlink", "hardlink"] = "symlink"
     xmp: bool = False
     xmp_naming: Literal["with_extension", "replace_extension", "both"] = "with_extension"
+    # darktable's "initial rating" on import: that rating in a darktable sidecar keepers has not
+    # written is darktable's default, not a person's choice; 0 = every rating found there is a person's
+    xmp_darktable_import_rating: Literal[0, 1, 2, 3, 4, 5] = 1
 
 
 @dataclass(frozen=True)

@@ -437,3 +437,13 @@ def test_rating_zero_is_unrated_and_darktables_one_star_import_default_is_not_a_
     assert read_xmp(photo_dir / "poor.xmp")["Rating"] == 1
     assert writer.db.conn.execute("SELECT hand_rating FROM xmp_written WHERE sidecar = ?", (str(photo_dir / "poor.xmp"),)).fetchone() == (1,)
     assert ids
+
+
+def test_when_darktable_imports_unrated_its_one_star_is_a_persons_rating(writer: StoreWriter, photo_dir: Path, read_xmp) -> None:
+    ids = library(writer, photo_dir)
+    lone = photo_dir / "lone.jpg.xmp"
+    lone.write_text(DARKTABLE_SIDECAR.format(rating=1, photo="lone.jpg"), encoding="utf-8")
+    run_selection(writer, xmp_config(xmp_darktable_import_rating=0))
+    assert read_xmp(lone)["Rating"] == 1
+    assert writer.db.conn.execute("SELECT image_id, hand_rating FROM xmp_written WHERE sidecar = ?", (str(lone),)).fetchone() \
+        == (ids["lone"], 1)

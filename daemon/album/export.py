@@ -190,7 +190,7 @@ def export_album(writer: StoreWriter, config: Config, moments: set[int] | None) 
                     continue
                 if before is None and sidecar.exists():
                     try:
-                        existing = read_unwritten_rating(sidecar)
+                        existing = read_unwritten_rating(sidecar, config.export.xmp_darktable_import_rating)
                     except SidecarError as exc:
                         log.warning("%s", exc)
                         continue

@@ -10,9 +10,10 @@ How keepers reads what a person wrote:
 - ``xmp:Rating="0"`` is XMP's "unrated" (darktable itself replaces it with its
   import default): it is read as no rating.
 - A 1-star rating in a darktable sidecar keepers has not written yet is
-  darktable's default on import (its "initial rating" is 1 star), not a
-  choice: keepers writes its own rating there. Once keepers has written a
-  sidecar, any rating a person sets in it, 1 star included, is theirs.
+  darktable's default on import (its "initial rating" is 1 star; the config's
+  ``export.xmp_darktable_import_rating`` names another), not a choice:
+  keepers writes its own rating there. Once keepers has written a sidecar,
+  any rating a person sets in it, 1 star included, is theirs.
 - ``xmp:Label`` is keepers' only while it holds the label keepers wrote: a
   colour label a person set (Lightroom's and Capture One's ``Red``) is never
   replaced or removed.
@@ -116,13 +117,14 @@ def read_rating(path: Path) -> int | None:
     return _rating_of(tree.getroot())
 
 
-def read_unwritten_rating(path: Path) -> int | None:
+def read_unwritten_rating(path: Path, darktable_import_rating: int = DARKTABLE_IMPORT_RATING) -> int | None:
     """The rating a person set in a sidecar keepers has not written (see the module's notes):
-    None when unrated, and for darktable's 1-star import default."""
+    None when unrated, and for darktable's rating on import (``darktable_import_rating``,
+    1 star unless its import settings say otherwise; 0 = none is a default)."""
     tree, _ = _parse(path)
     root = tree.getroot()
     rating = _rating_of(root)
-    if rating == DARKTABLE_IMPORT_RATING and _written_by_darktable(root):
+    if rating is not None and rating == darktable_import_rating and _written_by_darktable(root):
         return None
     return rating
 
