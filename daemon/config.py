@@ -172,7 +172,9 @@ def load_config(
         user_file = candidate if candidate.is_file() else None
     merged = _deep_merge(defaults, _read_yaml(user_file) if user_file else {})
     config = _build(Config, merged, "", user_file or paths.DEFAULT_CONFIG_FILE)
-    if not config.photos and "photos" not in (_read_yaml(user_file) if user_file else {}):
+    if not config.photos:
+        # `photos: []`, `photos:` or no key: the pictures folder, as the shipped config's comment says
+        # (before, an empty list in the user's file watched nothing, silently)
         config = dataclasses.replace(config, photos=tuple(PhotoFolder(p) for p in paths.default_photo_folders()))
     changes: dict[str, Any] = {"source_file": user_file}
     if photos:
@@ -192,6 +194,27 @@ def load_config(
                     f"folder {str(folder.path)!r} does not exist; create it or point `photos` at your picture folder",
                 )
     return config
+
+
+def write_user_config(photos: list[Path], file: Path | None = None) -> Path:
+    """Write a first config file holding the user's photo folders; returns its path.
+
+    The file is the shipped default config (every key with its comment) with
+    ``photos`` set, so the next run, `keepers doctor` and the service watch the
+    same folders without ``--photos``. Raises FileExistsError rather than
+    overwrite a config the user has; OSError when it cannot be written.
+    """
+    target = file or paths.user_config_file()
+    text = paths.DEFAULT_CONFIG_FILE.read_text(encoding="utf-8")
+    listed = yaml.safe_dump([str(Path(p).expanduser().resolve()) for p in photos], default_flow_style=True, width=10_000).strip()
+    line = "photos: []\n"
+    if line not in text:  # pragma: no cover - the shipped file and this function change together
+        raise ValueError(f"{paths.DEFAULT_CONFIG_FILE} has no `{line.strip()}` line to fill in")
+    text = text.replace(line, f"photos: {listed}\n", 1)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target, "x", encoding="utf-8") as out:  # "x": never overwrite the user's own file
+        out.write(text)
+    return target
 
 
 def _read_yaml(file: Path | None) -> dict[str, Any]:
@@ -277,6 +300,8 @@ def _convert(tp: Any, value: Any, key: str, file: Path) -> Any:
     if origin is tuple:
         if value is None:
             return ()
+        if args[0] is PhotoFolder and isinstance(value, (str, dict)):
+            value = [value]  # `photos: ~/Pictures`: one folder needs no list
         if not isinstance(value, list):
             raise ConfigError(file, key, f"expected {_describe(tp)}, got {value!r}")
         return tuple(_convert(args[0], v, f"{key}[{i}]", file) for i, v in enumerate(value))

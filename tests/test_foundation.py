@@ -52,6 +52,21 @@ def test_missing_photo_folder_is_an_error(tmp_path: Path) -> None:
         load_config(cfg_file)
 
 
+def test_a_verbatim_copy_of_the_shipped_config_watches_the_pictures_folder(tmp_path: Path, isolated_env: Path) -> None:
+    """The shipped file says `photos: []` means the XDG pictures folder; a copy of it must not watch nothing."""
+    pictures = isolated_env / "Pictures"
+    pictures.mkdir()
+    copy = write(tmp_path / "keepers.yaml", (Path(__file__).parents[1] / "configs" / "keepers.yaml").read_text())
+    assert [f.path for f in load_config(copy).photos] == [pictures]
+    assert [f.path for f in load_config(write(tmp_path / "empty.yaml", "photos:\n")).photos] == [pictures]
+
+
+def test_photos_as_one_string_is_one_folder(tmp_path: Path, photo_dir: Path) -> None:
+    assert [f.path for f in load_config(write(tmp_path / "k.yaml", f"photos: {photo_dir}\n")).photos] == [photo_dir]
+    with pytest.raises(ConfigError, match=r"photos.*expected a list of"):
+        load_config(write(tmp_path / "bad.yaml", "photos: 5\n"), check_folders=False)
+
+
 def test_invalid_yaml_reports_the_line(tmp_path: Path) -> None:
     cfg_file = write(tmp_path / "keepers.yaml", "weights:\n  aesthetic: [1,\n")
     with pytest.raises(ConfigError, match="not valid YAML"):

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 import time
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from textual import work
 from textual.app import App, SystemCommand
@@ -24,15 +25,23 @@ from daemon.store import enqueue_command
 from .screens.activity import ActivityScreen
 from .screens.album import AlbumScreen
 from .screens.base import DashboardScreen
+from .screens.daemon_exit import DaemonExitedScreen
 from .screens.models import ModelsScreen
 from .screens.nodb import NoDatabaseScreen
 from .screens.overview import OverviewScreen
 from .screens.photos import PhotosScreen
 from .widgets.tabs import SCREENS
 
+if TYPE_CHECKING:
+    from .launch import DaemonProcess
+
 log = logging.getLogger(__name__)
 
 DEFAULT_REFRESH_SECONDS = 2.0
+#: how long a start-up notice (demo set in use, config written) stays on screen
+NOTICE_SECONDS = 30.0
+#: lines of the daemon's log shown when it exits
+DAEMON_LOG_LINES = 12
 
 #: what each command kind asks of the daemon, for the confirmation message
 COMMAND_WORDS = {
@@ -73,11 +82,18 @@ class KeepersApp(App[None]):
         clock: Callable[[], float] = time.time,
         refresh_seconds: float = DEFAULT_REFRESH_SECONDS,
         start_mode: str = "overview",
+        daemon: DaemonProcess | None = None,
+        notices: Sequence[str] = (),
     ) -> None:
         self.db_path = Path(db_path)
         self.clock = clock
         self.refresh_seconds = refresh_seconds
         self.start_mode = start_mode
+        #: the daemon `keepers run --tui` started, watched so its exit shows at once
+        self.daemon = daemon
+        self.notices = tuple(notices)
+        #: (exit code, end of its log) once that daemon has exited
+        self.daemon_exit: tuple[int | None, str] | None = None
         #: ids of the command rows this session inserted, newest last
         self.sent_commands: list[int] = []
         self.DEFAULT_MODE = start_mode if self.db_path.exists() else "waiting"  # type: ignore[misc]
@@ -88,6 +104,24 @@ class KeepersApp(App[None]):
         self.switch_mode(self.DEFAULT_MODE)
         if self.refresh_seconds > 0:
             self.set_interval(self.refresh_seconds, self.tick, name="refresh")
+        for notice in self.notices:
+            self.notify(notice, title="keepers", timeout=NOTICE_SECONDS)
+        if self.daemon is not None:
+            # a plain thread, not a worker: it blocks in wait() until the daemon exits, which on a
+            # normal quit is after the app has closed (Textual would wait for a worker)
+            threading.Thread(target=self._watch_daemon, args=(self.daemon,), name="daemon-watch", daemon=True).start()
+
+    def _watch_daemon(self, daemon: DaemonProcess) -> None:
+        code = daemon.wait()
+        try:
+            self.call_from_thread(self._daemon_exited, code, daemon.log_tail(DAEMON_LOG_LINES))
+        except RuntimeError:  # the app has already closed: the user quit, the launcher stopped it
+            pass
+
+    def _daemon_exited(self, code: int | None, log_tail: str) -> None:
+        self.daemon_exit = (code, log_tail)
+        log.warning("the daemon exited with code %s", code)
+        self.push_screen(DaemonExitedScreen(code, log_tail, self.daemon.log_path if self.daemon else self.db_path))
 
     def tick(self) -> None:
         """Refresh what is on screen (in a worker); leave the waiting screen once the database exists."""
@@ -186,15 +220,10 @@ class KeepersApp(App[None]):
             yield SystemCommand(f"Reject {name}", "Never put this photo in the album (x)", partial(self.send_command, "reject", photo))
 
 
-def run_dashboard(db_path: Path | str, *, on_exit: Callable[[], None] | None = None) -> int:
-    """Run the dashboard in this terminal until the user quits; then call ``on_exit``.
-
-    Returns the app's exit code (0 after a normal quit).
-    """
-    app = KeepersApp(db_path)
-    try:
-        app.run()
-    finally:
-        if on_exit is not None:
-            on_exit()
+def run_dashboard(db_path: Path | str, *, daemon: DaemonProcess | None = None, notices: Sequence[str] = ()) -> int:
+    """Run the dashboard in this terminal until the user quits; returns the app's exit
+    code (0 after a normal quit). ``daemon``: the child daemon to watch; ``notices``:
+    messages to show on screen at start."""
+    app = KeepersApp(db_path, daemon=daemon, notices=notices)
+    app.run()
     return int(app.return_code or 0)

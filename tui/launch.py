@@ -42,6 +42,20 @@ def daemon_argv(args: argparse.Namespace, db_path: Path) -> list[str]:
     return argv
 
 
+def require_terminal() -> None:
+    """Raise KeepersError unless the dashboard can run here: it reads keys from stdin and
+    draws on stderr. With stdin at end-of-file (a pipe, /dev/null, a service) Textual's
+    input loop wakes up forever and spins a core; refuse instead."""
+    from daemon.errors import KeepersError
+
+    for name, stream in (("standard input", sys.stdin), ("standard error", sys.__stderr__)):
+        if stream is None or not stream.isatty():
+            raise KeepersError(
+                f"the dashboard needs a terminal, and {name} is not one; run it in a terminal, "
+                f"or run the daemon alone with `keepers run` (add --once to score and exit)"
+            )
+
+
 class DaemonProcess:
     """A `keepers` daemon running as a child process, logging to ``log_path``."""
 
@@ -53,6 +67,7 @@ class DaemonProcess:
     def start(self) -> "DaemonProcess":
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as out:
+            self._log_start = out.tell()  # this run's output starts here
             # its own session: a ctrl+c meant for the terminal does not reach it; we stop it ourselves
             self.process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
         log.info("daemon started as pid %d, logging to %s", self.process.pid, self.log_path)
@@ -81,11 +96,19 @@ class DaemonProcess:
                 self.process.wait(10)
         return self.process.returncode
 
+    def wait(self) -> int | None:
+        """Block until the daemon exits; its exit code (None when it was never started)."""
+        return self.process.wait() if self.process is not None else None
+
     def log_tail(self, lines: int = 20) -> str:
+        """The last ``lines`` lines this run of the daemon wrote to its log."""
         try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+            with open(self.log_path, "rb") as log_file:
+                log_file.seek(getattr(self, "_log_start", 0))
+                text = log_file.read().decode(errors="replace")
         except OSError:
             return ""
+        return "\n".join(text.splitlines()[-lines:])
 
 
 def run_with_daemon(
@@ -96,9 +119,12 @@ def run_with_daemon(
     dashboard: Callable[..., int] | None = None,
     stop_timeout: float = STOP_TIMEOUT_SECONDS,
     command: Sequence[str] | None = None,
+    notices: Sequence[str] = (),
 ) -> int:
     """Start the daemon (``keepers`` + ``argv``, or ``command`` as given) in a child
     process, run the dashboard until the user quits, then stop the daemon gracefully.
+    The dashboard is handed the daemon (it shows at once when the daemon exits, with
+    the end of its log) and ``notices`` to show on screen.
 
     Returns the daemon's exit code when it failed, else the dashboard's."""
     if dashboard is None:
@@ -107,7 +133,7 @@ def run_with_daemon(
     daemon = DaemonProcess(argv, log_path, command=command).start()
     code: int | None = None
     try:
-        code = dashboard(db_path, on_exit=None)
+        code = dashboard(db_path, daemon=daemon, notices=list(notices))
     finally:
         started = time.monotonic()
         daemon_code = daemon.stop(stop_timeout)
@@ -119,4 +145,4 @@ def run_with_daemon(
     return int(code or 0)
 
 
-__all__ = ["DaemonProcess", "daemon_argv", "run_with_daemon", "STOP_TIMEOUT_SECONDS"]
+__all__ = ["DaemonProcess", "daemon_argv", "require_terminal", "run_with_daemon", "STOP_TIMEOUT_SECONDS"]

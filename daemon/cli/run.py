@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import threading
@@ -11,10 +12,13 @@ from typing import Any
 
 from .. import paths
 from ..config import Config
-from ..errors import ConfigError
+from ..errors import ConfigError, StoreError
 from .common import add_config_args, config_from_args, fail
 
 log = logging.getLogger(__name__)
+
+#: added and removed picks `run --once` names; the rest are counted
+ALBUM_CHANGES_SHOWN = 20
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,6 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_config_args(parser, photos=True)
     parser.add_argument("--once", action="store_true", help="scan, score what is new or changed, print a summary and exit")
     parser.add_argument("--tui", action="store_true", help="show the dashboard in front of the daemon (quitting it stops the daemon)")
+    parser.add_argument("--no-album", action="store_true", help="with --once: do not re-pick the album after scoring")
     parser.add_argument("--offline", action="store_true", help="use cached models only; make no network call")
     parser.add_argument(
         "--demo-if-missing", action="store_true",
@@ -37,12 +42,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def resolve_config(args: argparse.Namespace) -> Config:
-    """The config for this run; with --demo-if-missing a missing default folder becomes the demo set."""
+def resolve_config(args: argparse.Namespace, notices: list[str] | None = None) -> Config:
+    """The config for this run; with --demo-if-missing a missing default folder becomes the demo set.
+
+    What the user should know (the demo set is used; their --photos were saved
+    as their config) is printed to stderr and appended to ``notices``.
+    """
+    notices = notices if notices is not None else []
+    given = bool(getattr(args, "photos", None))
     try:
-        return config_from_args(args, check_folders=True)
+        config = config_from_args(args, check_folders=True)
     except ConfigError:
-        if not (getattr(args, "demo_if_missing", False) and not getattr(args, "photos", None)):
+        if not (getattr(args, "demo_if_missing", False) and not given):
             raise
         config = config_from_args(args, check_folders=False)
         missing = [str(f.path) for f in config.photos if not f.path.is_dir()]
@@ -50,14 +61,37 @@ def resolve_config(args: argparse.Namespace) -> Config:
 
         folder = paths.demo_dir()
         written = write_demo_set(folder)
-        print(
-            f"keepers: photo folder {', '.join(missing) or '(none configured)'} does not exist; "
-            f"using the demo set in {folder} ({len(written)} photos). Point `photos` in your config "
-            f"at your pictures, or use --photos DIR.",
-            file=sys.stderr,
-        )
+        _notice(notices, f"photo folder {', '.join(missing) or '(none configured)'} does not exist; "
+                         f"using the demo set in {folder} ({len(written)} photos). Point `photos` in your config "
+                         f"at your pictures, or use --photos DIR.")
         args.photos = [folder]
         return config_from_args(args, check_folders=True)
+    if given and config.source_file is None and not getattr(args, "config", None):
+        _remember_photos(config, notices)
+    return config
+
+
+def _remember_photos(config: Config, notices: list[str]) -> None:
+    """First run with --photos and no config file: write one, so the folders stick."""
+    from ..config import write_user_config
+
+    folders = [f.path for f in config.photos]
+    try:
+        written = write_user_config(folders)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        _notice(notices, f"could not save your photo folders as your config ({exc}); "
+                         f"put `photos: [{', '.join(map(str, folders))}]` in {paths.user_config_file()} yourself")
+        return
+    _notice(notices, f"saved your photo folder{'s' if len(folders) > 1 else ''} ({', '.join(map(str, folders))}) "
+                     f"in a new config, {written}: later runs, `keepers doctor` and the service use "
+                     f"{'them' if len(folders) > 1 else 'it'} without --photos")
+
+
+def _notice(notices: list[str], text: str) -> None:
+    notices.append(text)
+    print(f"keepers: {text}", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,16 +105,52 @@ def run(args: argparse.Namespace) -> int:
             log.warning("live watching is not available in this build; scoring the folders once instead")
         else:
             return int(serve(config, args) or 0)
-    return run_once(config, progress=sys.stderr.isatty())
+    code = run_once(config, progress=sys.stderr.isatty())
+    if code == 0 and not getattr(args, "no_album", False):
+        code = pick_album(config)
+    return code
 
 
 def _run_with_dashboard(args: argparse.Namespace) -> int:
-    from tui.launch import daemon_argv, run_with_daemon
+    from tui.launch import daemon_argv, require_terminal, run_with_daemon
 
-    config = config_from_args(args, check_folders=False)
+    require_terminal()
+    given = argparse.Namespace(**vars(args))  # as the user gave it: the daemon resolves a demo set itself
+    notices: list[str] = []
+    # the config is checked here, before the dashboard takes the screen: a missing folder is an
+    # error on the terminal at once, not a daemon that dies behind a dashboard
+    config = resolve_config(args, notices)
     db_path = config.database_path
     db_path.parent.mkdir(parents=True, exist_ok=True)
-    return run_with_daemon(daemon_argv(args, db_path), db_path)
+    return run_with_daemon(daemon_argv(given, db_path), db_path, notices=notices)
+
+
+def pick_album(config: Config, *, out: Any = None) -> int:
+    """Re-pick the album after `run --once` and say what changed; returns the exit code."""
+    from ..album import run_selection
+    from ..store.writer import StoreWriter
+
+    out = out or sys.stdout
+    writer = StoreWriter(config.database_path)
+    try:
+        result = run_selection(writer, config, trigger="cli")
+        names = dict(writer.db.conn.execute(
+            "SELECT id, path FROM images WHERE id IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(result.added + result.removed)),),
+        ).fetchall())
+    except StoreError as exc:
+        return fail(f"the photos are scored, but the album could not be re-picked: {exc}; try `keepers reselect`")
+    finally:
+        writer.close()
+    print(f"album: {result.picks} picks, +{len(result.added)} -{len(result.removed)}"
+          f" ({result.moments_recomputed} of {result.moments} moments recomputed)", file=out)
+    for sign, ids in (("+", result.added), ("-", result.removed)):
+        shown = [names.get(i, f"#{i}") for i in ids[:ALBUM_CHANGES_SHOWN]]
+        for path in shown:
+            print(f"  {sign} {path}", file=out)
+        if len(ids) > len(shown):
+            print(f"  {sign} … and {len(ids) - len(shown)} more (`keepers picks` lists them all)", file=out)
+    return 0
 
 
 def run_once(config: Config, *, progress: bool = False, out: Any = None) -> int:
@@ -146,4 +216,4 @@ class _ScoreBar:
         self._bar.close()
 
 
-__all__ = ["register", "run", "run_once", "resolve_config"]
+__all__ = ["register", "run", "run_once", "resolve_config", "pick_album"]

@@ -23,5 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_tui(args: argparse.Namespace) -> int:
     from tui import run_dashboard  # Textual loads only for this command
+    from tui.launch import require_terminal
 
+    require_terminal()
     return run_dashboard(db_path_from_args(args))

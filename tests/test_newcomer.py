@@ -1,0 +1,112 @@
+"""The first hour of a new user, scripted: a fresh config folder, `keepers run --tui`
+on a folder that does not exist, then on a real one; the first run remembers the
+folder; `run --once` ends with the album re-picked."""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from daemon.cli import main
+from daemon.config import load_config
+from daemon.imaging.demo import write_demo_set
+
+MAIN = "import sys; from daemon.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+@pytest.fixture(scope="module")
+def demo_photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two bursts of the demo set (eight photos: sharp, blurred, noisy, dark frames of two scenes)."""
+    folder = tmp_path_factory.mktemp("demo")
+    written = sorted(write_demo_set(folder))
+    for extra in written[8:]:
+        extra.unlink()
+    return folder
+
+
+def two_bursts(demo_photos: Path, folder: Path) -> Path:
+    shutil.copytree(demo_photos, folder)
+    return folder
+
+
+def run_in_a_terminal(argv: list[str], timeout: float = 60.0) -> tuple[int, str]:
+    """Run `keepers ARGV` on a pseudo-terminal (as a user's shell does); its exit code and screen output."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-c", MAIN, *argv], stdin=follower, stdout=follower, stderr=follower, close_fds=True)
+    os.close(follower)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], 0.2)
+            if ready:
+                try:
+                    data = os.read(leader, 65536)
+                except OSError:  # the child closed the terminal
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+            elif proc.poll() is not None:
+                break
+        code = proc.wait(max(1.0, deadline - time.monotonic()))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        os.close(leader)
+    return code, b"".join(chunks).decode(errors="replace")
+
+
+def test_run_tui_on_a_missing_folder_says_so_at_once_and_remembers_nothing(tmp_path: Path, isolated_env: Path) -> None:
+    config_file = isolated_env / "config" / "keepers.yaml"
+    started = time.monotonic()
+    code, screen = run_in_a_terminal(["run", "--tui", "--photos", str(tmp_path / "no-such-folder"), "--db", str(tmp_path / "k.db")])
+    assert code == 2, screen
+    assert f"folder '{tmp_path / 'no-such-folder'}' does not exist" in screen
+    assert "\x1b[?1049h" not in screen  # the dashboard never took the screen to hide it
+    assert time.monotonic() - started < 30
+    assert not config_file.exists()  # a folder that does not exist is not remembered
+
+
+def test_the_first_run_saves_the_photo_folder_as_the_users_config(tmp_path: Path, isolated_env: Path, demo_photos: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """`make run PHOTOS=DIR` is remembered: the next plain run, doctor and the service use DIR."""
+    photos = two_bursts(demo_photos, tmp_path / "photos")
+    config_file = isolated_env / "config" / "keepers.yaml"
+    assert main(["run", "--once", "--no-album", "--photos", str(photos), "--db", str(tmp_path / "k.db")]) == 0
+    err = capsys.readouterr().err
+    assert f"saved your photo folder ({photos}) in a new config, {config_file}" in err
+    assert [f.path for f in load_config().photos] == [photos]
+    # every other key is the shipped default, with its comment
+    assert "# Folders to watch, recursively." in config_file.read_text() and load_config().workers == 0
+    # a later run with other folders never overwrites the user's file
+    other = tmp_path / "other"
+    other.mkdir()
+    before = config_file.read_text()
+    assert main(["run", "--once", "--no-album", "--photos", str(other), "--db", str(tmp_path / "k.db")]) == 0
+    assert config_file.read_text() == before and "saved your photo" not in capsys.readouterr().err
+
+
+def test_run_once_ends_with_the_album_repicked_and_says_what_changed(tmp_path: Path, demo_photos: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    photos = two_bursts(demo_photos, tmp_path / "photos")
+    db = tmp_path / "k.db"
+    assert main(["run", "--once", "--photos", str(photos), "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    album = out[out.index("album:"):]
+    assert album.startswith("album: 2 picks, +2 -0"), out  # one pick per burst
+    assert "+ " + str(photos / "01_astronaut_1_sharp.jpg") in album, album
+    # nothing changed: the next run says so, and --no-album leaves the album alone
+    assert main(["run", "--once", "--photos", str(photos), "--db", str(db)]) == 0
+    assert "album: 2 picks, +0 -0" in capsys.readouterr().out
+    assert main(["run", "--once", "--no-album", "--photos", str(photos), "--db", str(db)]) == 0
+    assert "album:" not in capsys.readouterr().out
