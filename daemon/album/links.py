@@ -120,6 +120,9 @@ def sync_link_folder(folder: Path, picks: Iterable[tuple[int, str]], link: str, 
                 inode = None if entry.is_symlink() else _inode(entry.stat(follow_symlinks=False))
                 made[entry.name] = MadeLink(target, inode)
     created = removed = 0
+    present = {entry.name for entry in entries}
+    for name in [n for n in made if n not in present]:
+        del made[name]  # gone (a person deleted it, or keepers stopped before making it)
     for entry in entries:
         mine = made.get(entry.name)
         if mine is None:
@@ -136,21 +139,31 @@ def sync_link_folder(folder: Path, picks: Iterable[tuple[int, str]], link: str, 
             pass
         del made[entry.name]
         removed += 1
+    planned: dict[str, MadeLink] = {}
     for name, target in desired.items():
-        dest = folder / name
-        if os.path.lexists(dest):
-            if name not in made:
-                log.info("album folder %s: %s is a file keepers did not make; %s is not linked", folder, name, target)
+        if name in present and name in made:
+            continue
+        if os.path.lexists(folder / name):
+            log.info("album folder %s: %s is a file keepers did not make; %s is not linked", folder, name, target)
             continue
         try:
-            if link == "symlink":
-                os.symlink(target, dest)
-                made[name] = MadeLink(target)
-            else:
-                os.link(target, dest)
-                made[name] = MadeLink(target, _inode(os.stat(dest, follow_symlinks=False)))
-            created += 1
+            # a hard link shares its target's inode: known before it exists
+            planned[name] = MadeLink(target) if link == "symlink" else MadeLink(target, _inode(os.stat(target)))
         except OSError as exc:
             log.warning("album folder %s: cannot link %s: %s", folder, target, exc.strerror or exc)
-    _write_manifest(folder, made)
+    # recorded before they are made: a stop in between leaves no link keepers would not know as its own
+    _write_manifest(folder, {**made, **planned})
+    for name, link_to in planned.items():
+        try:
+            if link_to.inode is None:
+                os.symlink(link_to.target, folder / name)
+            else:
+                os.link(link_to.target, folder / name)
+        except OSError as exc:
+            log.warning("album folder %s: cannot link %s: %s", folder, link_to.target, exc.strerror or exc)
+            continue
+        made[name] = link_to
+        created += 1
+    if any(name not in made for name in planned):
+        _write_manifest(folder, made)  # the ones that could not be made
     return created, removed
