@@ -158,12 +158,17 @@ def run_once(config: Config, *, progress: bool = False, out: Any = None) -> int:
     from ..scoring.pipeline import Pipeline
     from ..scoring.scan import rescore_outdated, scan_folders
     from ..store.writer import StoreWriter
+    from .once_models import OnceModels
 
     out = out or sys.stdout
     config.database_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with StoreWriter(config.database_path) as writer:
         pipeline = Pipeline(config, writer)
+        models = OnceModels(config, writer, pipeline)
+        if not models.load():  # every enabled learned model, before the first photo: scores as the daemon's
+            models.close()
+            return fail("models.strict is set and not every enabled model loaded (see above); nothing was scored", 3)
         bar = _ScoreBar(pipeline) if progress else None
         pipeline.start()
         try:
@@ -173,10 +178,14 @@ def run_once(config: Config, *, progress: bool = False, out: Any = None) -> int:
             if bar is not None:
                 bar.start(summary.queued + refreshed)
             pipeline.drain()
+        except BaseException:
+            models.close()
+            raise
         finally:
             pipeline.stop(drain=True, timeout=30)
             if bar is not None:
                 bar.close()
+        models.finish()  # photos scored before without a model get it, as the daemon's backfill does
         writer.flush()
     seconds = time.monotonic() - started
     scored = pipeline.scored_total
