@@ -162,6 +162,25 @@ def test_ava_regression_checkpoint_scores_like_the_training_code(tmp_path: Path,
     assert scorer.layout.startswith("AVA ResNet-50")
 
 
+def test_the_readmes_two_lines_point_keepers_at_ones_own_best_model(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, photos: dict[str, Path], ava_regression: dict[str, Any]) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    snippet = next(block.split("```", 1)[0] for block in readme.split("```yaml")[1:] if "best_model.pt" in block)
+    assert len([line for line in snippet.strip().splitlines() if line.startswith("  ")]) == 2
+    settings = yaml.safe_load(snippet)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (path,) = [Path(s["path"]).expanduser() for s in settings["models"]["sources"]["ava-resnet50"]]
+    path.parent.mkdir(parents=True)
+    path.write_bytes(ava_regression["path"].read_bytes())
+    config_file = tmp_path / "keepers.yaml"
+    config_file.write_text(snippet + f"database: {tmp_path / 'keepers.db'}\n")
+    config = load_config(config_file, check_folders=False)
+    assert config.models.enabled == ("ava-resnet50",)
+    hub = ModelHub(config)
+    scorer = load_adapter(hub.spec("ava-resnet50"), hub.fetch("ava-resnet50").path, threads=1)
+    assert 1.0 <= scorer.score(decode_image(photos["coffee"]))[0].raw <= 10.0
+
+
 @pytest.mark.parametrize("bias, clamped", [(60.0, 10.0), (-60.0, 1.0)])
 def test_ava_regression_output_is_clamped_to_1_10(tmp_path: Path, photos: dict[str, Path], bias: float, clamped: float) -> None:
     config = {"model": {"mlp_hidden_dims": [8], "activation": "relu", "dropout": 0.2, "output_mode": "regression"}}
