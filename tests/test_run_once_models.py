@@ -4,6 +4,7 @@ scores and composite as the daemon does."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -13,9 +14,11 @@ import yaml
 
 torch = pytest.importorskip("torch")
 
+from PIL import ImageEnhance  # noqa: E402
+
 from daemon.imaging.demo import scene_image  # noqa: E402
 from fixtures_daemon import DAEMON_MAIN, Daemon, query, wait_for, write_config  # noqa: E402
-from fixtures_models.user_training import AVAModel, save_best_model  # noqa: E402
+from fixtures_models.user_training import AVAModel, SiameseNetwork, save_best_model  # noqa: E402
 
 pytestmark = [pytest.mark.torch, pytest.mark.slow]
 
@@ -134,3 +137,26 @@ def test_run_once_with_strict_models_stops_before_scoring_when_one_fails(tmp_pat
     assert result.returncode == 3, result.stderr
     assert "ava-resnet50: failed" in result.stderr and "models.strict" in result.stderr
     assert query(db, "SELECT COUNT(*) FROM images") == [(0,)]
+
+
+def test_run_once_breaks_the_albums_near_ties_with_the_users_comparator(tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    coffee = scene_image("coffee")
+    coffee.thumbnail((320, 320))
+    coffee.save(photos / "coffee.jpg", quality=92)
+    ImageEnhance.Brightness(coffee).enhance(1.02).save(photos / "coffee-2.jpg", quality=92)  # the same shot, a near tie
+    config = {"model": {"cnn_backbone": "resnet50", "mlp_hidden_dims": [16, 8], "activation": "relu", "dropout": 0.5}}
+    torch.manual_seed(6)
+    checkpoint = save_best_model(tmp_path / "best_model.pt", SiameseNetwork(config, width=4), config, "val_acc", 0.7)
+    models = {"enabled": ["siamese-comparator"], "threads": 1,
+              "sources": {"siamese-comparator": [{"kind": "local", "path": str(checkpoint)}]}}
+    settings = write_config(tmp_path / "keepers.yaml", workers=1, extra=yaml.safe_dump({"models": models}))
+    db = tmp_path / "keepers.db"
+    result = subprocess.run([sys.executable, "-c", DAEMON_MAIN, "run", "--once", "--photos", str(photos), "--db", str(db),
+                             "--config", str(settings)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "siamese-comparator: ready from local" in result.stderr
+    (reason,) = [json.loads(r[0]) for r in query(db, "SELECT reason FROM picks")]
+    assert reason["decided_by"] == "comparator", reason
+    assert reason["tiebreak"]["comparator"] == "siamese-comparator" and len(reason["tiebreak"]["bouts"]) == 1

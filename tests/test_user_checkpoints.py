@@ -148,16 +148,19 @@ def test_ava_checkpoint_as_saved_needs_numpy_globals_and_nothing_else(ava_regres
         torch.load(str(ava_regression["path"]), weights_only=True)
 
 
-def test_ava_regression_checkpoint_scores_like_the_training_code(tmp_path: Path, photos: dict[str, Path],
-                                                                 ava_regression: dict[str, Any]) -> None:
-    scorer = load_local(tmp_path, "ava-resnet50", ava_regression["path"])
+@pytest.mark.parametrize("fixture, spread", [("ava_regression", 5.0), ("ava_distribution", 0.2)])
+def test_ava_checkpoint_scores_like_the_training_code(tmp_path: Path, photos: dict[str, Path], request: pytest.FixtureRequest,
+                                                      fixture: str, spread: float) -> None:
+    """Both output modes: regression (the output clamped to 1..10), distribution (the mean rating under the softmax)."""
+    ava = request.getfixturevalue(fixture)
+    scorer = load_local(tmp_path, "ava-resnet50", ava["path"])
     paths = list(photos.values())
     scores = [s for (s,) in scorer.score_batch([decode_image(p) for p in paths])]
     with torch.inference_mode():
-        expected = ava_regression["model"].predict_score(reference_batch(paths, ava_regression["config"])).tolist()
+        expected = ava["model"].predict_score(reference_batch(paths, ava["config"])).tolist()
     assert all(1.0 <= s.raw <= 10.0 for s in scores)
     assert [s.raw for s in scores] == pytest.approx(expected, abs=2e-3)
-    assert max(s.raw for s in scores) - min(s.raw for s in scores) > 5.0  # the photos really differ
+    assert max(expected) - min(expected) > spread  # the photos really differ
     assert all(s.normalised == pytest.approx((s.raw - 1.0) / 9.0) for s in scores)
     assert scorer.layout.startswith("AVA ResNet-50")
 
@@ -192,18 +195,6 @@ def test_ava_regression_output_is_clamped_to_1_10(tmp_path: Path, photos: dict[s
     scorer = load_local(tmp_path, "ava-resnet50", path)
     (score,) = scorer.score(decode_image(photos["chelsea"]))
     assert score.raw == clamped
-
-
-def test_ava_distribution_checkpoint_scores_the_mean_rating(tmp_path: Path, photos: dict[str, Path],
-                                                            ava_distribution: dict[str, Any]) -> None:
-    scorer = load_local(tmp_path, "ava-resnet50", ava_distribution["path"])
-    paths = list(photos.values())
-    scores = [s for (s,) in scorer.score_batch([decode_image(p) for p in paths])]
-    with torch.inference_mode():
-        expected = ava_distribution["model"].predict_score(reference_batch(paths, ava_distribution["config"])).tolist()
-    assert all(1.0 <= s.raw <= 10.0 for s in scores)
-    assert [s.raw for s in scores] == pytest.approx(expected, abs=2e-3)
-    assert max(expected) - min(expected) > 0.2  # the photos really differ
 
 
 # ------------------------------------------------------------------------------------ comparators

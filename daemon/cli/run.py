@@ -105,10 +105,7 @@ def run(args: argparse.Namespace) -> int:
             log.warning("live watching is not available in this build; scoring the folders once instead")
         else:
             return int(serve(config, args) or 0)
-    code = run_once(config, progress=sys.stderr.isatty())
-    if code == 0 and not getattr(args, "no_album", False):
-        code = pick_album(config)
-    return code
+    return run_once(config, progress=sys.stderr.isatty(), album=not getattr(args, "no_album", False))
 
 
 def _run_with_dashboard(args: argparse.Namespace) -> int:
@@ -125,15 +122,16 @@ def _run_with_dashboard(args: argparse.Namespace) -> int:
     return run_with_daemon(daemon_argv(given, db_path), db_path, notices=notices)
 
 
-def pick_album(config: Config, *, out: Any = None) -> int:
-    """Re-pick the album after `run --once` and say what changed; returns the exit code."""
+def pick_album(config: Config, *, out: Any = None, comparator: Any = None) -> int:
+    """Re-pick the album after `run --once` (near-ties to ``comparator`` when one is ready, as
+    in the daemon) and say what changed; returns the exit code."""
     from ..album import run_selection
     from ..store.writer import StoreWriter
 
     out = out or sys.stdout
     writer = StoreWriter(config.database_path)
     try:
-        result = run_selection(writer, config, trigger="cli")
+        result = run_selection(writer, config, comparator=comparator, trigger="cli")
         names = dict(writer.db.conn.execute(
             "SELECT id, path FROM images WHERE id IN (SELECT value FROM json_each(?))",
             (json.dumps(list(result.added + result.removed)),),
@@ -153,8 +151,9 @@ def pick_album(config: Config, *, out: Any = None) -> int:
     return 0
 
 
-def run_once(config: Config, *, progress: bool = False, out: Any = None) -> int:
-    """Scan every folder, score what is new or changed, wait for it, print a summary."""
+def run_once(config: Config, *, progress: bool = False, out: Any = None, album: bool = False) -> int:
+    """Scan every folder, score what is new or changed, wait for it, print a summary;
+    with ``album``, then re-pick the album."""
     from ..scoring.pipeline import Pipeline
     from ..scoring.scan import rescore_outdated, scan_folders
     from ..store.writer import StoreWriter
@@ -199,7 +198,7 @@ def run_once(config: Config, *, progress: bool = False, out: Any = None) -> int:
     )
     for root in summary.skipped_roots:
         print(f"warning: {root} looks unmounted or empty; nothing in it was marked deleted", file=out)
-    return 0
+    return pick_album(config, out=out, comparator=models.comparator()) if album else 0
 
 
 class _ScoreBar:
