@@ -184,6 +184,25 @@ def test_the_readmes_two_lines_point_keepers_at_ones_own_best_model(
     assert 1.0 <= scorer.score(decode_image(photos["coffee"]))[0].raw <= 10.0
 
 
+@pytest.mark.slow
+def test_a_full_size_ava_checkpoint_loads_and_scores(tmp_path: Path, photos: dict[str, Path]) -> None:
+    """The real ResNet-50 (2048 features, the default 256-unit head; a 100 MB file)."""
+    config = {"model": {"pretrained": True, "activation": "relu", "dropout": 0.3, "output_mode": "regression"},
+              "transform": {"resize_size": 256, "crop_size": 224}}
+    torch.manual_seed(21)
+    model = AVAModel(config).eval()
+    with torch.no_grad():
+        model.head[-1].bias.fill_(5.5)
+    path = save_best_model(tmp_path / "best_model.pt", model, config, "val_spearman", 0.74)
+    assert path.stat().st_size > 90e6 and model.head[0].in_features == 2048
+    scorer = load_local(tmp_path, "ava-resnet50", path)
+    paths = [photos["astronaut"], photos["coffee"]]
+    scores = [s.raw for (s,) in scorer.score_batch([decode_image(p) for p in paths])]
+    with torch.inference_mode():
+        expected = model.predict_score(reference_batch(paths, config)).tolist()
+    assert scores == pytest.approx(expected, abs=2e-3) and all(1.0 <= s <= 10.0 for s in scores)
+
+
 @pytest.mark.parametrize("bias, clamped", [(60.0, 10.0), (-60.0, 1.0)])
 def test_ava_regression_output_is_clamped_to_1_10(tmp_path: Path, photos: dict[str, Path], bias: float, clamped: float) -> None:
     config = {"model": {"mlp_hidden_dims": [8], "activation": "relu", "dropout": 0.2, "output_mode": "regression"}}
@@ -214,6 +233,7 @@ def test_resnet_comparator_follows_index_1_means_first_is_better_in_a_near_tie(
     assert winner == 1 - better and confidence_swapped == pytest.approx(confidence, abs=1e-4)
 
 
+@pytest.mark.slow
 def test_a_torchscript_export_of_the_comparator_keeps_its_direction(
         tmp_path: Path, photos: dict[str, Path], resnet_comparator: dict[str, Any]) -> None:
     """The same network exported with torch.jit.trace: log-probabilities, index 1 = img1 better, by default.

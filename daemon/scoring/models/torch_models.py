@@ -200,7 +200,7 @@ class TorchScorer(LearnedScorer):
 
     The output is one number per image (regression), or a distribution over
     ``k`` ordered buckets (AVA's 10 ratings): then the raw score is the
-    expected rating 1..k under its softmax (options.output: distribution, or
+    expected rating 1..k under its softmax (input.output: distribution, or
     auto by shape)."""
 
     def __init__(self, spec: SpecLike, path: Path, *, threads: int = 0, version: str | None = None):
