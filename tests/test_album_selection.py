@@ -153,7 +153,7 @@ def test_floors_veto_closed_eyes_and_blur(writer: StoreWriter) -> None:
     chosen = picks(writer)
     assert set(chosen) == {fine}
     floors = chosen[fine]["reason"]["floors"]
-    assert floors[str(eyes_shut)]["eyes_open"] == {"floor": 0.5, "value": 0.1}
+    assert floors[str(eyes_shut)]["eyes_open"] == {"floor": 0.5, "value": 0.1, "says": "eyes closed"}
     assert floors[str(blurred)]["sharpness"]["floor"] == 0.2
     run_selection(writer, config(), full=True)  # without floors the best composite wins again
     assert set(picks(writer)) == {eyes_shut}

@@ -119,7 +119,8 @@ def test_models_status_json_reports_state_source_and_last_error(all_fakes, isola
     assert _cli(["models", "status", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     rows = {r["name"]: r for r in report["models"]}
-    assert list(rows) == ["ava-resnet50", "musiq-koniq", "siamese-comparator"]
+    # models.enabled first, then the face models the (default) faces scorer loads itself
+    assert list(rows) == ["ava-resnet50", "musiq-koniq", "siamese-comparator", "face-detector", "face-mesh", "face-iris"]
     assert rows["ava-resnet50"]["state"] == "cached" and rows["ava-resnet50"]["source"] == "https"
     assert rows["ava-resnet50"]["last_error"] is None
     assert rows["musiq-koniq"]["state"] == "failed" and "HTTP 401" in rows["musiq-koniq"]["last_error"]

@@ -65,14 +65,19 @@ class ClusterPick:
     unit_score: float | None
 
 
-def floor_vetoes(member: Member, floors: Floors) -> dict[str, dict[str, float]]:
-    """The floors this photo falls below: {name: {floor, value}}; a missing score is never vetoed."""
+#: what falling below each floor means, in the words the reason uses
+FLOOR_WORDS = {"eyes_open": "eyes closed", "sharpness": "not sharp enough"}
+
+
+def floor_vetoes(member: Member, floors: Floors) -> dict[str, dict[str, Any]]:
+    """The floors this photo falls below: {name: {floor, value, says}} (says: 'eyes closed'
+    for eyes_open); a missing score is never vetoed."""
     out: dict[str, dict[str, float]] = {}
     for name in ("eyes_open", "sharpness"):
         floor = getattr(floors, name)
         value = member.floor_scores.get(name)
         if floor is not None and value is not None and not math.isnan(value) and value < floor:
-            out[name] = {"floor": floor, "value": round(float(value), 4)}
+            out[name] = {"floor": floor, "value": round(float(value), 4), "says": FLOOR_WORDS[name]}
     return out
 
 
@@ -135,7 +140,7 @@ def choose_cluster(
             reason["decided_by"] = "pin"
             choices.append(Choice(m.id, rank, m.composite, reason, forced=True))
         return ClusterPick(cluster, kind, tuple(choices), pinned[0].composite)
-    vetoed: dict[int, dict[str, dict[str, float]]] = {}
+    vetoed: dict[int, dict[str, dict[str, Any]]] = {}
     eligible: list[Member] = []
     for m in live:
         v = floor_vetoes(m, floors)

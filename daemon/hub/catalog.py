@@ -8,6 +8,7 @@ of each model's own sources, and checks every entry. Problems raise
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -20,15 +21,17 @@ from ..config import Config
 from ..errors import ConfigError
 
 Task = Literal["aesthetic", "technical", "portrait", "comparator", "embedding"]
-Framework = Literal["tf-savedmodel", "torch-state-dict", "torchscript", "onnx", "safetensors"]
-SourceKind = Literal["local", "tfhub", "kaggle", "hf", "https"]
+Framework = Literal["tf-savedmodel", "torch-state-dict", "torchscript", "onnx", "safetensors", "tflite"]
+SourceKind = Literal["local", "package", "tfhub", "kaggle", "hf", "https"]
 
 TASKS: tuple[str, ...] = ("aesthetic", "technical", "portrait", "comparator", "embedding")
-FRAMEWORKS: tuple[str, ...] = ("tf-savedmodel", "torch-state-dict", "torchscript", "onnx", "safetensors")
-SOURCE_KINDS: tuple[str, ...] = ("local", "tfhub", "kaggle", "hf", "https")
+FRAMEWORKS: tuple[str, ...] = ("tf-savedmodel", "torch-state-dict", "torchscript", "onnx", "safetensors", "tflite")
+SOURCE_KINDS: tuple[str, ...] = ("local", "package", "tfhub", "kaggle", "hf", "https")
+#: kinds that need no network: looked at first, and in offline mode
+LOCAL_KINDS: tuple[str, ...] = ("local", "package")
 
 #: the YAML key that holds each kind's main reference
-_REF_KEY = {"local": "path", "tfhub": "url", "kaggle": "handle", "hf": "repo", "https": "url"}
+_REF_KEY = {"local": "path", "package": "file", "tfhub": "url", "kaggle": "handle", "hf": "repo", "https": "url"}
 _OPTIONAL_KEYS = {"sha256", "filename", "files", "revision", "extract"}
 
 
@@ -63,6 +66,7 @@ class ModelSpec:
     output_range: tuple[float, float]
     input: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
     sources: tuple[SourceSpec, ...] = ()
+    scorer: str | None = None  # a built-in scorer that loads this model itself (before READY), e.g. faces
 
 
 def catalog_file(config: Config) -> Path:
@@ -92,7 +96,7 @@ def load_catalog(config: Config) -> dict[str, ModelSpec]:
         spec = catalog[name]
         labels = {s.label for s in prepended}
         merged = prepended + tuple(s for s in spec.sources if s.label not in labels)  # a source listed twice is tried once
-        catalog[name] = ModelSpec(spec.name, spec.task, spec.framework, spec.adapter, spec.output_range, spec.input, merged)
+        catalog[name] = dataclasses.replace(spec, sources=merged)
     return catalog
 
 
@@ -121,6 +125,7 @@ def _model(name: str, entry: Any, file: Path) -> ModelSpec:
         output_range=(float(rng[0]), float(rng[1])),
         input=dict(entry.get("input") or {}),
         sources=tuple(_source(s, file, f"{key}.sources[{i}]") for i, s in enumerate(sources)),
+        scorer=str(entry["scorer"]) if entry.get("scorer") else None,
     )
 
 
@@ -137,6 +142,8 @@ def _source(entry: Any, file: Path, key: str) -> SourceSpec:
         raise ConfigError(file, f"{key}.{ref_key}", f"a {kind} source needs `{ref_key}`")
     if kind == "local":
         ref = str(expand_path(ref))
+    if kind == "package" and not all(ref.partition(":")[::2]):
+        raise ConfigError(file, f"{key}.file", f"expected DISTRIBUTION:PATH (a file an installed Python package ships), got {ref!r}")
     sha = entry.get("sha256")
     if sha is not None and not (isinstance(sha, str) and len(sha) == 64 and all(c in "0123456789abcdef" for c in sha.lower())):
         raise ConfigError(file, f"{key}.sha256", "expected 64 hex digits (sha256sum FILE)")

@@ -22,7 +22,7 @@ from ..config import Config
 from ..errors import ConfigError, ModelUnavailable, SourceAttempt
 from ..store.writer import StoreWriter
 from .cache import CacheEntry, HubCache, sha256_tree, tree_size
-from .catalog import ModelSpec, SourceSpec, load_catalog
+from .catalog import LOCAL_KINDS, ModelSpec, SourceSpec, load_catalog
 from .failures import HashMismatch, SourceFailure, classify
 from .policy import SourceHealthBoard, call_with_retries
 from .record import HubRecorder
@@ -71,6 +71,11 @@ class ModelHub:
             out.append(self.catalog[name])
         return out
 
+    def is_enabled(self, name: str) -> bool:
+        """In models.enabled, or used by a built-in scorer that ``scorers`` lists (the face models)."""
+        spec = self.catalog.get(name)
+        return name in self.config.models.enabled or bool(spec and spec.scorer and spec.scorer in self.config.scorers)
+
     def spec(self, name: str) -> ModelSpec:
         try:
             return self.catalog[name]
@@ -85,7 +90,7 @@ class ModelHub:
         if spec is not None:
             fields.setdefault("task", spec.task)
             fields.setdefault("framework", spec.framework)
-            fields.setdefault("enabled", int(name in self.config.models.enabled))
+            fields.setdefault("enabled", int(self.is_enabled(name)))
         self.recorder.state(name, state, **fields)
 
     def record_event(self, name: str, kind: str, **fields: Any) -> None:
@@ -93,8 +98,11 @@ class ModelHub:
         self.recorder.event(name, kind, **fields)
 
     def register(self) -> None:
-        """Write a row for every catalog model: enabled ones 'pending', the rest 'disabled'."""
-        for name in self.catalog:
+        """Write a row for every catalog model: enabled ones 'pending', the rest 'disabled'.
+        A built-in scorer's models are left to it: they were loaded before READY."""
+        for name, spec in self.catalog.items():
+            if spec.scorer and self.is_enabled(name):
+                continue
             on = name in self.config.models.enabled
             self.record_state(name, "pending" if on else "disabled")
 
@@ -118,7 +126,7 @@ class ModelHub:
             self.record_state(name, "fetching", last_error=None)
             tries = 0
             for source in spec.sources:
-                if source.kind == "local":
+                if source.kind in LOCAL_KINDS:
                     continue  # looked at in the first pass
                 key = _health_key(source)
                 wait_left = self.health.open_for(key)
@@ -159,7 +167,7 @@ class ModelHub:
     def _without_network(self, spec: ModelSpec, ctx: FetchContext, attempts: list[SourceAttempt], started: float) -> FetchedModel | None:
         cached = self.cache.entries(spec.name)
         for source in spec.sources:
-            if source.kind == "local":
+            if source.kind in LOCAL_KINDS:
                 try:
                     path = self._fetch_verified(spec, source, ctx)
                 except Exception as exc:  # noqa: BLE001 - any failure means: try the next source
@@ -167,7 +175,7 @@ class ModelHub:
                     attempts.append(SourceAttempt(source.label, "failed", failure.error_class, failure.message))
                     self.record_event(spec.name, "fallback", source=source.label, error_class=failure.error_class, message=failure.message)
                     continue
-                return self._served(spec, "local", source.ref, str(path), None, tree_size(path), started, True, 1)
+                return self._served(spec, source.kind, source.ref, str(path), source.sha256, tree_size(path), started, True, 1)
             entry = cached.get(source.label)
             if entry is not None and self.cache.valid(entry):
                 self.record_event(spec.name, "cache", source=source.label, message=f"using the copy at {entry.path}")
@@ -179,7 +187,7 @@ class ModelHub:
         if source.sha256 and source.kind != "https":  # https verifies before its rename
             digest = sha256_tree(path)
             if digest != source.sha256:
-                if source.kind != "local":  # never delete the user's own file
+                if source.kind not in LOCAL_KINDS:  # never delete the user's own file, or a package's
                     _remove(path)
                 raise HashMismatch(f"{source.label} ({path})", source.sha256, digest)
         return path
@@ -205,7 +213,7 @@ class ModelHub:
     def _give_up(self, spec: ModelSpec, attempts: list[SourceAttempt], started: float, *, offline: bool, tries: int = 0) -> FetchedModel:
         if offline:
             for source in spec.sources:
-                if source.kind != "local":
+                if source.kind not in LOCAL_KINDS:
                     attempts.append(SourceAttempt(source.label, "offline", "NotCached", "no cached copy, and offline mode allows no download"))
         error = ModelUnavailable(spec.name, attempts, _hints(spec, attempts, offline, self.config.models.retry.timeout_seconds))
         state = "offline-unavailable" if offline else "failed"

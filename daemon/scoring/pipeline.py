@@ -68,7 +68,7 @@ class Pipeline:
         if scorers is None:
             from .builtin import builtin_scorers
 
-            scorers = builtin_scorers(config)
+            scorers = builtin_scorers(config, writer)
         self.config = config
         self.writer = writer
         self.weights = config.weights.as_dict()

@@ -107,7 +107,9 @@ class ModelManager:
             enabled = [spec.name for spec in self.hub.enabled()]
             self.hub.register()
             with self._lock:
-                for name in self.hub.catalog:
+                for name, spec in self.hub.catalog.items():
+                    if spec.scorer and self.hub.is_enabled(name):
+                        continue  # loaded by its built-in scorer before READY (the face models)
                     self._outcomes[name] = ModelOutcome(name, "pending" if name in enabled else "disabled")
             self._startup = self._loader.submit(self._load_all, enabled)
             if self.scheduler is not None:

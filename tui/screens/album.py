@@ -37,6 +37,15 @@ def _value(value: Any) -> str:
     return fmt.DASH if value is None else str(value)
 
 
+def _vetoed(pick: PickRow | None, image_id: int) -> str:
+    """What kept a sibling out, in the reason's words ('eyes closed'), or ''."""
+    floors = (pick.reason.get("floors") or {}) if pick else {}
+    vetoes = floors.get(str(image_id)) if isinstance(floors, dict) else None
+    if not isinstance(vetoes, dict):
+        return ""
+    return ", ".join(str(v.get("says") or name) for name, v in vetoes.items() if isinstance(v, dict))
+
+
 def reason_fields(pick: PickRow, *, narrow: bool = False) -> RenderableType:
     """The pick and its reason JSON as label/value rows, known keys first."""
     rows: list[tuple[str, object]] = [
@@ -179,7 +188,7 @@ class AlbumScreen(DashboardScreen[AlbumView]):
                         s.name,
                         fmt.score(s.composite),
                         f"{s.composite - pick.composite:+.3f}" if pick and s.composite is not None and pick.composite is not None else fmt.DASH,
-                        s.manual or (s.status if s.status != "scored" else ""),
+                        s.manual or _vetoed(pick, s.image_id) or (s.status if s.status != "scored" else ""),
                     ),
                 )
                 for s in siblings

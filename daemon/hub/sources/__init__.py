@@ -14,7 +14,7 @@ from .base import FetchContext
 
 Fetcher = Callable[[SourceSpec, FetchContext], Path]
 
-_MODULES = {"local": "local", "tfhub": "tfhub", "kaggle": "kaggle", "hf": "hf", "https": "https"}
+_MODULES = {"local": "local", "package": "package", "tfhub": "tfhub", "kaggle": "kaggle", "hf": "hf", "https": "https"}
 
 
 def fetcher(kind: str) -> Fetcher:

