@@ -371,3 +371,13 @@ def test_a_backbone_the_config_contradicts_is_refused(tmp_path: Path, resnet_com
     path.write_bytes(buffer.getvalue())
     with pytest.raises(ModelLoadError, match="config\\['model'\\] says 'vgg16'"):
         load_local(tmp_path, "siamese-comparator", path)
+
+
+def test_a_head_with_layers_other_than_linear_is_named(tmp_path: Path) -> None:
+    config = {"model": {"mlp_hidden_dims": [8], "output_mode": "regression"}}
+    model = AVAModel(config, width=WIDTH)
+    state = {**model.state_dict(), "head.1.weight": torch.ones(8), "head.1.bias": torch.zeros(8)}  # a BatchNorm1d
+    path = tmp_path / "best_model.pt"
+    torch.save({"epoch": 1, "model_state_dict": state, "config": config, "val_spearman": np.float64(0.2)}, path)
+    with pytest.raises(ModelLoadError, match=r"its head holds layers other than Linear \(head.1.weight, head.1.bias\)"):
+        load_local(tmp_path, "ava-resnet50", path)

@@ -186,7 +186,7 @@ def _mlp(model: str, path: Path, checkpoint: Checkpoint, prefix: str, features: 
     Layer sizes come from the weights; the activation from ``config['model']['activation']``.
     Modules between two Linears are the activation, then Dropout (no weights; a no-op in eval)."""
     state = _sub_state(checkpoint.state, prefix)
-    odd = [k for k in state if not _LINEAR_KEY.match(k) or (k.endswith("weight") and state[k].dim() != 2)]
+    odd = [k for k in state if not _LINEAR_KEY.match(k) or getattr(state.get(k.split(".")[0] + ".weight"), "ndim", 0) != 2]
     if odd:
         raise ModelLoadError(model, path, f"its {prefix} holds layers other than Linear ({', '.join(f'{prefix}.{k}' for k in odd[:4])})",
                              "keepers builds the head from Linear layers, an activation and Dropout, as the training code does.")

@@ -80,8 +80,8 @@ def build_module(spec: SpecLike, path: Path, role: str = "scorer") -> BuiltNet:
     found = layout_of(checkpoint.state)
     fits = {"ava": "scorer", "siamese": "comparator"}.get(found or "")
     if fits and fits != role:
-        raise ModelLoadError(spec.name, file, f"is a {AVA_LAYOUT if found == 'ava' else SIAMESE_LAYOUT}, a {fits}, "
-                             f"but model {spec.name!r} is a {role} (task {spec.task})",
+        raise ModelLoadError(spec.name, file, f"is a {AVA_LAYOUT if found == 'ava' else SIAMESE_LAYOUT}, which makes a {fits}, "
+                             f"but model {spec.name!r} (task {spec.task}) needs a {role}",
                              f"Point a {fits} model's source at it instead (ava-resnet50 for the AVA scorer, "
                              "siamese-comparator for the comparator).")
     if found == "ava":
