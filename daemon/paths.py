@@ -21,6 +21,9 @@ ENV_CACHE = "KEEPERS_CACHE"  # model cache folder
 ENV_STATE = "KEEPERS_STATE_DIR"  # state folder (database, demo set)
 ENV_OFFLINE = "KEEPERS_OFFLINE"  # "1" = use cached models only, no network
 ENV_PHOTOS = "KEEPERS_PHOTOS"  # os.pathsep-separated photo folders
+#: tests only (a fault hook, never set in use): while the file this names exists, the store
+#: writer's COMMIT fails with sqlite3.DatabaseError, as on a damaged database
+ENV_FAULT_COMMIT = "KEEPERS_FAULT_COMMIT"
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 #: The shipped default config and model catalog (kept inside the package so

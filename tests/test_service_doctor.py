@@ -67,7 +67,50 @@ def test_doctor_checks_an_existing_database_is_writable(photo_dir: Path, db_path
     db_path.parent.mkdir(parents=True)
     open_db(db_path).conn.close()
     code, report = doctor(capsys, "--photos", str(photo_dir), "--db", str(db_path))
-    assert code == 0 and by_name(report)["database"]["detail"] == f"{db_path} is writable"
+    assert code == 0 and by_name(report)["database"]["detail"] == f"{db_path} is writable and PRAGMA quick_check found it whole"
+
+
+def _damage(db_path: Path) -> None:
+    """A database with photos whose index pages were overwritten, as a bad sector or a
+    copy cut short leaves it (the header still says SQLite)."""
+    import sqlite3
+
+    from daemon.store.db import open_db
+
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    db = open_db(db_path)
+    db.conn.executemany("INSERT INTO images (path, root, size, mtime_ns, status, first_seen, updated_at) VALUES (?, '/p', 1, 1, 'pending', 0, 0)",
+                        [(f"/p/IMG_{i:05d}.jpg",) for i in range(3000)])
+    db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.conn.close()
+    page = sqlite3.connect(db_path).execute("PRAGMA page_size").fetchone()[0]
+    size = db_path.stat().st_size
+    with open(db_path, "r+b") as fh:
+        for offset in range(page * 3, size - page, page * 4):
+            fh.seek(offset + 100)
+            fh.write(bytes(range(256)) * 4)
+
+
+def test_doctor_runs_quick_check_and_names_a_damaged_database(photo_dir: Path, db_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    _damage(db_path)
+    code, report = doctor(capsys, "--photos", str(photo_dir), "--db", str(db_path))
+    detail = by_name(report)["database"]["detail"]
+    assert code == 1 and by_name(report)["database"]["status"] == "fail"
+    assert "is damaged" in detail and "quick_check" in detail and f"mv {db_path} {db_path}.damaged" in detail
+
+
+def test_damaged_database_at_start_gets_a_clear_message_and_no_traceback(photo_dir: Path, db_path: Path) -> None:
+    import subprocess
+
+    db_path.parent.mkdir(parents=True)
+    db_path.write_bytes(b"these are not the bytes of an SQLite database" * 200)
+    result = subprocess.run([sys.executable, "-c", "import sys; from daemon.cli import main; sys.exit(main())", "run",
+                             "--photos", str(photo_dir), "--db", str(db_path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"keepers: the database {db_path} is damaged (file is not a database)" in result.stderr
+    assert "keepers doctor" in result.stderr
 
 
 def test_doctor_looks_for_extras_without_importing_them(photo_dir: Path, tmp_path: Path) -> None:

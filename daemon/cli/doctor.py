@@ -12,6 +12,7 @@ from typing import Any
 
 from ..config import Config
 from ..errors import ConfigError
+from ..store.db import damaged_message, is_damage
 from .common import add_config_args, add_json_arg, config_from_args, print_json
 
 #: extra -> modules it installs (found with importlib.util.find_spec; nothing is imported)
@@ -91,10 +92,12 @@ def check_database(db: Path) -> Check:
             finally:
                 conn.close()
         except sqlite3.Error as exc:
+            if is_damage(exc):
+                return Check("database", "fail", damaged_message(db, exc))
             return Check("database", "fail", f"{db} cannot be written: {exc}; check its permissions and free space")
         if ok != "ok":
-            return Check("database", "fail", f"{db} is damaged ({ok}); move it aside and keepers rebuilds it with a rescan")
-        return Check("database", "ok", f"{db} is writable")
+            return Check("database", "fail", damaged_message(db, f"PRAGMA quick_check: {ok}"))
+        return Check("database", "ok", f"{db} is writable and PRAGMA quick_check found it whole")
     parent = db.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent

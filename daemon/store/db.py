@@ -30,7 +30,11 @@ def open_db(path: Path | str, *, readonly: bool = False) -> sqlite_utils.Databas
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA query_only = 1")
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise StoreError(damaged_message(path, exc) if is_damage(exc) else f"cannot read database {path}: {exc}") from exc
         if version > SCHEMA_VERSION:
             raise StoreError(f"database {path} has schema version {version}; this keepers knows up to {SCHEMA_VERSION}: upgrade keepers")
         return sqlite_utils.Database(conn)
@@ -43,16 +47,56 @@ def open_db(path: Path | str, *, readonly: bool = False) -> sqlite_utils.Databas
         conn = sqlite3.connect(str(path), check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
     except (OSError, sqlite3.Error) as exc:
         raise StoreError(f"cannot open database {path}: {exc}; check that its folder is writable") from exc
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute("PRAGMA foreign_keys = ON")
-    migrate(conn, path)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        migrate(conn, path)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        if is_damage(exc):
+            raise StoreError(damaged_message(path, exc)) from exc
+        raise StoreError(f"cannot open database {path}: {exc}; check that the disk holding it has free space "
+                         "and is writable (`keepers doctor` checks)") from exc
     for suffix in ("-wal", "-shm"):
         side = Path(str(path) + suffix)
         if side.exists():
             os.chmod(side, 0o600)
     return sqlite_utils.Database(conn)
+
+
+#: less free space than this on the database's disk counts as full (SQLite writes whole pages)
+FULL_BELOW_BYTES = 64 * 1024
+
+
+def disk_problem(path: Path | str) -> str | None:
+    """Why the file system holding the database at ``path`` cannot take writes now (full or
+    read-only), with what to do; None when it can, or when it cannot be asked."""
+    path = Path(path)
+    try:
+        fs = os.statvfs(path.parent)
+    except OSError:
+        return None
+    if fs.f_flag & os.ST_RDONLY:
+        return f"the file system holding the database {path} is read-only: make it writable again"
+    if fs.f_bavail * fs.f_frsize < FULL_BELOW_BYTES:
+        return f"the disk holding the database {path} is full: free some space on it"
+    return None
+
+
+def is_damage(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database file is damaged (or not an SQLite database at all)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(code, int) and (code & 0xFF) in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+
+def damaged_message(path: Path | str, exc: object) -> str:
+    """What to tell the user about a damaged database file, and what to do."""
+    return (f"the database {path} is damaged ({exc}). Stop keepers, move it aside with its -wal and -shm files "
+            f"(e.g. mv {path} {path}.damaged) and start keepers again: it builds a new database and scores every "
+            "photo again (the pins and rejects made in keepers stay in the old file; XMP sidecars keep theirs). "
+            "`keepers doctor` checks a database with PRAGMA quick_check.")
 
 
 def migrate(conn: sqlite3.Connection, path: Path | str = "?") -> int:
