@@ -74,6 +74,7 @@ class NotifySocket:
         self.sock.bind(str(self.path))
         self.sock.settimeout(0.2)
         self.messages: list[str] = []
+        self.times: list[float] = []  # time.monotonic() each message arrived
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._read, name="fake-notify", daemon=True)
         self._thread.start()
@@ -84,10 +85,19 @@ class NotifySocket:
                 data = self.sock.recv(4096)
             except (socket.timeout, OSError):
                 continue
+            self.times.append(time.monotonic())
             self.messages.append(data.decode())
 
     def seen(self, field: str) -> bool:
         return any(field in m.split("\n") for m in list(self.messages))
+
+    def last(self, field: str) -> float | None:
+        """When (time.monotonic()) the last message holding ``field`` arrived; None if none did."""
+        found = [t for t, m in zip(list(self.times), list(self.messages)) if field in m.split("\n")]
+        return found[-1] if found else None
+
+    def statuses(self) -> list[str]:
+        return [line[len("STATUS="):] for m in list(self.messages) for line in m.split("\n") if line.startswith("STATUS=")]
 
     def close(self) -> None:
         self._stop.set()

@@ -102,7 +102,7 @@ class FakeService:
 def test_cli_goes_through_a_running_daemon(db_path: Path, library: dict[str, int], capsys: pytest.CaptureFixture[str]) -> None:
     writer = StoreWriter(db_path).start()
     service = FakeService(writer, Config())
-    hooks = install(service)
+    hooks = install(writer, service.config, register_command=service.register_command, on_committed=service.on_committed)
     stop = threading.Event()
     thread = threading.Thread(target=service.serve, args=(stop,), name="fake-daemon")
     thread.start()
@@ -159,7 +159,8 @@ def test_install_adds_the_periodic_job_to_the_scheduler(db_path: Path, library: 
     try:
         service = FakeService(writer, Config())
         service.scheduler = BackgroundScheduler()
-        hooks = install(service)
+        hooks = install(writer, service.config, register_command=service.register_command,
+                        on_committed=service.on_committed, scheduler=service.scheduler)
         job = service.scheduler.get_job(JOB_ID)
         assert job is not None and job.trigger.interval.total_seconds() == 600  # reselect_minutes: 10
         job.func()  # what the scheduler runs every ten minutes

@@ -1,18 +1,11 @@
 """Wiring the album into the daemon: the periodic job, the after-N-new-photos
-trigger, and the ``reselect`` / ``pin`` / ``unpin`` / ``reject`` commands.
+trigger, the selection after the start-up scan, and the ``reselect`` / ``pin`` /
+``unpin`` / ``reject`` commands.
 
-``install(service)`` expects of the service (and logs what it cannot find):
-
-- ``service.config`` (Config) and ``service.writer`` (a started StoreWriter);
-- ``service.scheduler``: an APScheduler scheduler (``add_job``);
-- ``service.register_command(kind, handler)``: ``handler(arg)`` returns a
-  JSON-ready result (stored in ``commands.result``) or raises (``commands.error``);
-- ``service.pipeline.on_committed(callback)``: ``callback(photos)`` after each
-  committed batch, where ``photos`` is the number (or a list) of newly scored photos;
-- optionally ``service.models.comparator()``: the ready comparator or None;
-- optionally ``service.caught_up_hooks``: ``hook(summary)`` once the start-up
-  catch-up scan's photos are committed (the album is picked then, not only after
-  ``reselect_minutes`` or ``reselect_after_new`` photos).
+The daemon's service calls :func:`install` with each part it wires in, by
+name; the album never looks the service's parts up. A handler registered for a
+command gets its ``arg`` and returns a JSON-ready result (stored in
+``commands.result``) or raises (``commands.error``).
 """
 
 from __future__ import annotations
@@ -30,6 +23,8 @@ from .selection import run_selection
 log = logging.getLogger(__name__)
 
 JOB_ID = "album-reselect"
+#: the commands the album handles
+COMMANDS = ("reselect", "pin", "unpin", "reject")
 
 
 class AlbumHooks:
@@ -101,36 +96,24 @@ class AlbumHooks:
         raise ValueError(f"the album does not handle command {kind!r}")
 
 
-def install(service: Any) -> AlbumHooks:
-    """Add the album's job, trigger and command handlers to ``service``; returns the hooks."""
-    models = getattr(service, "models", None)
-
-    def comparator() -> Comparator | None:
-        getter = getattr(models, "comparator", None)
-        return getter() if callable(getter) else None
-
-    hooks = AlbumHooks(service.writer, service.config, comparator)
-    scheduler = getattr(service, "scheduler", None)
-    if scheduler is not None and service.config.album.reselect_minutes > 0:
+def install(writer: StoreWriter, config: Config, *, register_command: Callable[[str, Callable[[str | None], Any]], None],
+            on_committed: Callable[[Callable[[Any], None]], None], scheduler: Any = None,
+            caught_up_hooks: list[Callable[[Any], None]] | None = None,
+            comparator: Callable[[], Comparator | None] = lambda: None) -> AlbumHooks:
+    """Wire the album into the daemon and return its hooks: the periodic job on ``scheduler``
+    (an APScheduler scheduler; None: no periodic job), the ``reselect``/``pin``/``unpin``/``reject``
+    handlers through ``register_command``, the new-photo count through ``on_committed`` (the
+    pipeline's), and the selection after the start-up scan through ``caught_up_hooks``.
+    Whatever fails here raises: the daemon treats it as a start-up failure."""
+    hooks = AlbumHooks(writer, config, comparator)
+    if scheduler is not None and config.album.reselect_minutes > 0:
         scheduler.add_job(
-            hooks.scheduled, "interval", minutes=service.config.album.reselect_minutes, id=JOB_ID,
+            hooks.scheduled, "interval", minutes=config.album.reselect_minutes, id=JOB_ID,
             replace_existing=True, max_instances=1, coalesce=True,
         )
-    else:
-        log.warning("album: no scheduler on the service (or reselect_minutes is 0); no periodic selection")
-    register = getattr(service, "register_command", None)
-    if callable(register):
-        for kind in ("reselect", "pin", "unpin", "reject"):
-            register(kind, lambda arg, kind=kind: hooks.handle(kind, arg))
-    else:
-        log.warning("album: the service has no register_command; reselect/pin/unpin/reject commands are not handled")
-    caught_up = getattr(service, "caught_up_hooks", None)
-    if isinstance(caught_up, list):
-        caught_up.append(hooks.after_catch_up)
-    pipeline = getattr(service, "pipeline", None)
-    on_committed = getattr(pipeline, "on_committed", None)
-    if callable(on_committed):
-        on_committed(hooks.on_committed)
-    else:
-        log.warning("album: the pipeline has no on_committed; no selection after new photos")
+    for kind in COMMANDS:
+        register_command(kind, lambda arg, kind=kind: hooks.handle(kind, arg))
+    if caught_up_hooks is not None:
+        caught_up_hooks.append(hooks.after_catch_up)
+    on_committed(hooks.on_committed)
     return hooks

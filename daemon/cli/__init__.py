@@ -19,10 +19,17 @@ from ..logsetup import setup_logging
 SUBCOMMAND_MODULES = ["run", "tui", "models", "scores", "demo", "album", "doctor"]
 
 
+def verbosity_level(verbose: int) -> str:
+    """The log level for ``-v`` given ``verbose`` times: warning, info, then debug."""
+    return ("warning", "info", "debug")[min(int(verbose or 0), 2)]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="keepers", description="Photo curation: score every photo, keep the best shot of each group.")
     parser.add_argument("--version", action="version", version=f"keepers {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="say more on stderr: -v adds what keepers is doing (INFO), -vv debug messages "
+                             "(by default only warnings and errors; the daemon follows the config's log_level)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMAND_MODULES:
         importlib.import_module(f"{__name__}.{name}").register(sub)
@@ -35,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    setup_logging("debug" if args.verbose else "info")
+    setup_logging(verbosity_level(args.verbose))
     try:
         return int(args.func(args) or 0)
     except KeepersError as exc:

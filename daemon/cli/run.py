@@ -13,6 +13,7 @@ from typing import Any
 from .. import paths
 from ..config import Config
 from ..errors import ConfigError, StoreError
+from ..logsetup import setup_logging
 from .common import add_config_args, config_from_args, fail
 
 log = logging.getLogger(__name__)
@@ -98,14 +99,13 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "tui", False):
         return _run_with_dashboard(args)
     config = resolve_config(args)
-    if not args.once:
-        try:
-            from ..service import serve
-        except ImportError:
-            log.warning("live watching is not available in this build; scoring the folders once instead")
-        else:
-            return int(serve(config, args) or 0)
-    return run_once(config, progress=sys.stderr.isatty(), album=not getattr(args, "no_album", False))
+    if args.once:
+        return run_once(config, progress=sys.stderr.isatty(), album=not getattr(args, "no_album", False))
+    from ..service import serve  # part of the package: an ImportError here is a broken install, and says so
+
+    if not getattr(args, "verbose", 0):
+        setup_logging(config.log_level)  # the daemon logs what its config asks (-v overrides)
+    return int(serve(config, args) or 0)
 
 
 def _run_with_dashboard(args: argparse.Namespace) -> int:

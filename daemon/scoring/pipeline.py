@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TELEMETRY_SECONDS = 5.0
+#: a worker on one photo for longer than this is taken for wedged
+STALLED_SECONDS = 300.0
 _STOP = object()
 
 
@@ -85,6 +87,7 @@ class Pipeline:
         self._stopping = False
         self._started = False
         self._prepared = threading.Semaphore(0)  # released once by each worker when it is ready
+        self._busy_since: dict[str, float] = {}  # worker name -> monotonic time it took its photo
         self.times = StageTimes()
         self.scored_total = 0
         self.errors_total = 0
@@ -143,6 +146,23 @@ class Pipeline:
         for _ in self._workers:
             self._prepared.release()  # later callers return at once
         return True
+
+    def health(self) -> str | None:
+        """None while every worker lives and none has been on one photo for more than
+        :data:`STALLED_SECONDS` (not counting a wait for the store writer's disk); else why not."""
+        if not self._started or self._stopping:
+            return None
+        dead = [t.name for t in self._workers if not t.is_alive()]
+        if dead:
+            return f"scoring worker(s) {', '.join(dead)} died (see the error logged before this)"
+        if getattr(self.writer, "waiting_for_storage", None):
+            return None
+        now = time.monotonic()
+        stalled = [f"{name} ({now - since:.0f} s)" for name, since in list(self._busy_since.items())
+                   if now - since > STALLED_SECONDS]
+        if stalled:
+            return f"scoring worker(s) stuck on one photo: {', '.join(stalled)}"
+        return None
 
     def submit(self, path: Path | str, root: Path | str, *, refresh: bool = False,
                settled: tuple[int, int] | None = None) -> bool:
@@ -238,10 +258,13 @@ class Pipeline:
             log.exception("preparing worker %s failed", threading.current_thread().name)
         finally:
             self._prepared.release()
+        name = threading.current_thread().name
         while True:
+            self._busy_since.pop(name, None)
             item = self._queue.get()
             if item is _STOP:
                 return
+            self._busy_since[name] = time.monotonic()
             path, root, refresh = item
             with self._cond:
                 self._queued.discard(str(path))  # from now on a new event queues a new pass
@@ -324,12 +347,16 @@ class Pipeline:
         self._commit(path, work, scored=True)
 
     def _commit(self, path: Path, work: Callable[[Any], Any], *, scored: bool) -> None:
+        """Hand ``work`` to the writer; the photo counts as in flight until it commits or fails
+        (exactly one ``_finish`` either way). Never raises."""
         key = str(path)
         try:
             future = self.writer.submit(work)
-        except Exception:
+        except Exception as exc:  # noqa: BLE001 - the writer stopped or closed: the photo is left for the next start
+            log.error("could not hand %s to the store writer (%s); the next start's catch-up scan scores it",
+                      path_key(path), exc)
             self._finish(key)
-            raise
+            return
 
         def done(fut: Any) -> None:
             exc = fut.exception()
@@ -378,7 +405,10 @@ class Pipeline:
         self._last_telemetry = time.monotonic()
         stages = self.times.take()
         if stages and not getattr(self.writer, "_closed", False):
-            self.writer.submit(lambda db: record_telemetry(db, stages))
+            try:
+                self.writer.submit(lambda db: record_telemetry(db, stages))
+            except Exception as exc:  # noqa: BLE001 - timings are not worth a worker or a clean stop
+                log.warning("could not store the pipeline's timings: %s", exc)
 
 
 def _changed_while_read(path: Path, stat: FileStat, settled: tuple[int, int] | None) -> bool:

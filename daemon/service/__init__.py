@@ -1,11 +1,10 @@
 """The daemon's wiring: start-up order, scheduler jobs, sd_notify, signals, graceful stop.
 
 ``serve(config, args)`` runs it in the foreground (what ``keepers run`` and the
-systemd unit call). Other parts plug in through ``daemon.service.app.PLUGINS``
-and the :class:`Service` they are handed (``register_command``, ``scheduler``,
-``startup_hooks``).
+systemd unit call); :class:`Service` holds the parts and wires each one in
+explicitly.
 """
 
-from .app import PLUGINS, Service, serve
+from .app import Service, StartupError, serve
 
-__all__ = ["PLUGINS", "Service", "serve"]
+__all__ = ["Service", "StartupError", "serve"]

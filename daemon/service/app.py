@@ -8,18 +8,23 @@ have no row yet, so the next catch-up scan finds them), the pipeline drained
 for up to ``DRAIN_SECONDS``, everything committed, exit 0. SIGHUP reloads the
 config (folders, ignore patterns, settle window, rescan interval).
 
-Other parts extend the daemon without the daemon importing them by name
-twice: :data:`PLUGINS` lists ``module:function`` entries called with the
-:class:`Service` during start-up (after the pipeline and models, before the
-scan); they may add scheduler jobs, command handlers (:meth:`Service.register_command`)
-and ``startup_hooks``.
+The service holds each part and wires it explicitly: the album
+(:attr:`Service.album`) gets the scheduler, the command registry, the
+pipeline's commit hook and the catch-up hook by name; a part that cannot be
+wired in is a start-up failure with its reason (:class:`StartupError`).
+
+Health (see :mod:`.health`): the main loop asks every part whether it lives
+and moves before it pings systemd's watchdog and writes the heartbeat; a dead
+or wedged part makes the daemon log why and exit with ``EXIT_UNHEALTHY``.
+A database that cannot be written for a while (full disk, read-only file
+system) is waited for, not exited on: the store writer holds what it was given
+and tries again, and the status says why (see :mod:`daemon.store.writer`).
 """
 
 from __future__ import annotations
 
 import argparse
 import faulthandler
-import importlib
 import json
 import logging
 import os
@@ -27,12 +32,13 @@ import signal
 import threading
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
 from .. import __version__
 from ..config import Config
+from ..errors import KeepersError
 from ..scoring.scan import Matcher, rescore_outdated, scan_folders
 from ..store.db import open_db
 from ..watch.intake import Intake, relink_moved_while_away
@@ -40,17 +46,20 @@ from ..watch.mounts import RAISE_WATCHES_HINT, inotify_limit
 from ..watch.settle import Settler
 from ..watch.watcher import EventRouter, FolderWatcher, attach_overflow_listener, detach_overflow_listener
 from .commands import CommandRegistry, poll_commands
+from .health import EXIT_UNHEALTHY, SCHEDULER_BEAT_SECONDS, Health
 from .logstore import StoreLogHandler
 from .notify import Notifier, watchdog_interval
 
 log = logging.getLogger(__name__)
 
-#: ``module:function(service)`` called at start-up; add a part's entry here
-PLUGINS: list[str] = ["daemon.album.service_hooks:install"]
 HEARTBEAT_SECONDS = 2.0
 COMMAND_POLL_SECONDS = 1.0
 DRAIN_SECONDS = 6.0
 RESCAN_JOB_ID = "reconcile-scan"
+
+
+class StartupError(KeepersError):
+    """A part of the daemon could not be started or wired in; the message says which and why."""
 
 
 class _Stopped(Exception):
@@ -71,10 +80,11 @@ class _ScanTarget:
 
 
 class Service:
-    """The running daemon's parts, for plugins: ``config``, ``writer``, ``pipeline``,
-    ``scheduler``, ``models`` (the ModelManager), ``hub``, ``register_command``,
-    ``startup_hooks`` (called with the service just before READY), ``caught_up_hooks``
-    (called with the catch-up scan's summary once every photo it queued is committed)."""
+    """The running daemon's parts: ``config``, ``writer``, ``pipeline``, ``scheduler``,
+    ``models`` (the ModelManager), ``hub``, ``album`` (the AlbumHooks), ``health``,
+    ``register_command``, ``startup_hooks`` (called with the service just before READY),
+    ``caught_up_hooks`` (called with the catch-up scan's summary once every photo it
+    queued is committed)."""
 
     def __init__(self, config: Config, args: argparse.Namespace | None = None, *, notifier: Notifier | None = None):
         self.config = config
@@ -88,6 +98,10 @@ class Service:
         self.scheduler: Any = None
         self.hub: Any = None
         self.models: Any = None
+        self.album: Any = None
+        self.health = Health()
+        #: why the daemon stopped itself (a part died or wedged); None while healthy
+        self.unhealthy: str | None = None
         self.settler: Settler | None = None
         self.intake: Intake | None = None
         self.watcher: FolderWatcher | None = None
@@ -101,6 +115,8 @@ class Service:
         self._log_handler: StoreLogHandler | None = None
         self._overflow: Any = None
         self._reload = threading.Event()
+        self._last_beat = 0.0
+        self._beat_future: Any = None
 
     # -- what plugins use -----------------------------------------------------------------
 
@@ -116,13 +132,15 @@ class Service:
     def start(self) -> None:
         from apscheduler.schedulers.background import BackgroundScheduler
 
-        from ..scoring.pipeline import Pipeline
+        from ..scoring.pipeline import Pipeline, PipelineStopping
         from ..store.writer import StoreWriter
 
         config = self.config
         config.database_path.parent.mkdir(parents=True, exist_ok=True)
-        open_db(config.database_path).conn.close()  # creates and migrates
+        open_db(config.database_path).conn.close()  # creates and migrates; a damaged file raises StoreError
         self.writer = StoreWriter(config.database_path).start()
+        self.writer.while_waiting = self._record_waiting
+        self.health.add("store writer", self.writer.health)
         self._log_handler = StoreLogHandler(self.writer)
         logging.getLogger().addHandler(self._log_handler)
         self._heartbeat()
@@ -130,17 +148,16 @@ class Service:
         self.scheduler = BackgroundScheduler(daemon=True)
         self.scheduler.start()
         self.pipeline = Pipeline(config, self.writer).start()
+        self.health.add("scoring workers", self.pipeline.health)
         self._start_models()
         self.intake = Intake(self.writer, self.pipeline)
-        self.settler = Settler(self.intake.submit, config.settle_seconds).start()
+        self.settler = Settler(self.intake.submit, config.settle_seconds)
+        self.settler.stopping_errors = (PipelineStopping,)
+        self.settler.start()
+        self.health.add("settle thread", self.settler.health)
         self.pipeline.on_changed_while_read(self.settler.touch)
         self.register_command("rescan", self._rescan_command)
-        for entry in PLUGINS:
-            module, _, func = entry.partition(":")
-            try:
-                getattr(importlib.import_module(module), func)(self)
-            except Exception:  # noqa: BLE001 - a part that cannot plug in must not stop scoring
-                log.exception("plugin %s could not be installed; the daemon runs without it", entry)
+        self._start_album()
         # watchers first, then the catch-up scan: a change during the scan is seen by
         # both and coalesces, while the other order could miss one between the two
         self._stop_if_asked()
@@ -189,6 +206,22 @@ class Service:
         self.models = ModelManager(self.config, self.hub, self.writer, add_scorer=self.pipeline.add_scorer,
                                    scheduler=self.scheduler, on_strict_failure=strict_failure)  # started after READY
         self.register_command("retry-model", self._retry_model)
+
+    def _start_album(self) -> None:
+        """Wire the album in: its periodic job, commands, new-photo trigger and catch-up selection."""
+        try:
+            from ..album.service_hooks import install
+
+            self.album = install(self.writer, self.config, register_command=self.register_command,
+                                 on_committed=self.pipeline.on_committed, scheduler=self.scheduler,
+                                 caught_up_hooks=self.caught_up_hooks, comparator=self._comparator)
+        except Exception as exc:
+            raise StartupError(f"the album could not be wired into the daemon ({type(exc).__name__}: {exc}); "
+                               "nothing would be picked, so keepers does not start; see the log above") from exc
+
+    def _comparator(self) -> Any:
+        """The ready pairwise comparator, or None (no model manager, or none ready)."""
+        return self.models.comparator() if self.models is not None else None
 
     def _retry_model(self, arg: str | None) -> dict[str, Any]:
         futures = self.models.retry(arg or None)
@@ -239,6 +272,7 @@ class Service:
         router = EventRouter(roots, matcher, self.settler, self.writer, self._scan_folder_soon)
         self.watcher = FolderWatcher(self.config.photos, self.config.watch_mode, router, self.request_rescan)
         watched = self.watcher.start()
+        self.health.add("folder watcher", lambda: self.watcher.health() if self.watcher is not None else None)
         limit = inotify_limit()
         needed = sum(w.directories for w in watched)
         if limit is not None and needed > limit * 0.9:
@@ -250,21 +284,21 @@ class Service:
         self._overflow = attach_overflow_listener(self.watcher.rescan_event_roots)
 
     def _schedule_jobs(self) -> None:
-        self.scheduler.add_job(self._heartbeat_job, "interval", seconds=HEARTBEAT_SECONDS, id="heartbeat",
+        self.health.watch_scheduler(self.scheduler)
+        self.scheduler.add_job(self._scheduler_beat, "interval", seconds=SCHEDULER_BEAT_SECONDS, id="beat",
                                replace_existing=True, coalesce=True, max_instances=1)
         # a loop of its own, not an interval job: a command that runs longer than the interval (a
         # reselection of a large library) made APScheduler log "maximum number of running instances
         # reached" into the dashboard's Activity on every such action
-        threading.Thread(target=self._command_loop, name="commands", daemon=True).start()
+        commands = threading.Thread(target=self._command_loop, name="commands", daemon=True)
+        commands.start()
+        self.health.add("command loop", lambda: None if commands.is_alive() or self.stop_event.is_set()
+                        else "the command loop's thread died (see the error logged before this)")
         if self.config.rescan_minutes > 0:
             self.scheduler.add_job(lambda: self.request_rescan(None, "reconciliation"), "interval",
                                    minutes=self.config.rescan_minutes, id=RESCAN_JOB_ID, replace_existing=True,
                                    coalesce=True, max_instances=1)
-        interval = watchdog_interval()
-        if interval:
-            self.scheduler.add_job(self.notifier.watchdog, "interval", seconds=interval, id="sd-watchdog",
-                                   replace_existing=True, coalesce=True, max_instances=1)
-            self.notifier.watchdog()
+        self.notifier.watchdog()
 
     # -- scanning -------------------------------------------------------------------------
 
@@ -303,17 +337,30 @@ class Service:
         if not self.stop_event.is_set():
             self._scans.submit(walk_it)
 
-    def _rescan_command(self, arg: str | None) -> dict[str, Any]:
+    def _rescan_command(self, arg: str | None) -> "Future[dict[str, Any]]":
+        """Queue the rescan on the scan thread; the command closes when it ends (the command
+        job goes on with the next commands meanwhile)."""
         roots = [Path(arg)] if arg else None
-        summary = self.scan(roots, "rescan command")
-        return {"found": summary.found, "new": summary.new, "changed": summary.changed, "deleted": summary.deleted}
+
+        def rescan() -> dict[str, Any]:
+            summary = self.scan(roots, "rescan command")
+            return {"found": summary.found, "new": summary.new, "changed": summary.changed, "deleted": summary.deleted}
+
+        return self._scans.submit(rescan)
 
     # -- periodic jobs --------------------------------------------------------------------
 
     def status_text(self) -> str:
+        """One line for systemd's STATUS and the dashboard: "not healthy: <why>" once a part
+        died, "waiting: <why>" while the database cannot be written, else the counts."""
         depth = self.pipeline.queue_depth() if self.pipeline else 0
         waiting = self.settler.pending() if self.settler else 0
         scored = self.pipeline.scored_total if self.pipeline else 0
+        if self.unhealthy:
+            return f"not healthy: {self.unhealthy}"
+        storage = self.writer.waiting_for_storage if self.writer is not None else None
+        if storage:
+            return f"waiting: {storage}; {depth} photo(s) held until it can be written, nothing is lost"
         return (f"{self.state}: {scored} scored, {depth} queued, {waiting} settling, "
                 f"{self.photos_per_minute():.0f} photos/min")
 
@@ -339,17 +386,55 @@ class Service:
             "inotify_watches": sum(w.directories for w in watched), "inotify_limit": inotify_limit(),
             "status_text": self.status_text(),
         }
-        self.writer.submit(lambda db: db["daemon"].upsert(row, pk="id"))
+        if self._beat_future is not None and not self._beat_future.done():
+            return  # the last one has not committed yet (the writer waits for its disk)
+        try:
+            self._beat_future = self.writer.submit(lambda db: db["daemon"].upsert(row, pk="id"))
+        except Exception as exc:  # noqa: BLE001 - the health check says why the writer cannot
+            log.debug("heartbeat not written: %s", exc)
 
-    def _heartbeat_job(self) -> None:
+    def _record_waiting(self, db: Any, reason: str) -> None:
+        """The writer waits for its disk: say so in the heartbeat row, if that small write fits."""
+        db.conn.execute("UPDATE daemon SET heartbeat = ?, status_text = ? WHERE id = 1", (time.time(), self.status_text()))
+
+    def _scheduler_beat(self) -> None:
+        """A scheduler job: proves the scheduler runs jobs, and restarts watchers that died."""
+        self.health.scheduler_beat()
         if self.watcher is not None:
             self.watcher.check()
+
+    def tick(self) -> None:
+        """From the main loop: ask every part whether it lives and moves; when all do, ping
+        systemd's watchdog and write the heartbeat (every HEARTBEAT_SECONDS, or the watchdog's
+        interval when shorter); when one does not, log why and stop with EXIT_UNHEALTHY."""
+        if self.state != "ready" or self.stop_event.is_set():
+            return
+        why = self.health.problem()
+        if why:
+            self.fail(why)
+            return
+        now = time.monotonic()
+        if now - self._last_beat < min(HEARTBEAT_SECONDS, watchdog_interval() or HEARTBEAT_SECONDS):
+            return
+        self._last_beat = now
+        self.notifier.watchdog()
         self._heartbeat()
         self.notifier.status(self.status_text())
 
     def _command_loop(self) -> None:
         while not self.stop_event.wait(COMMAND_POLL_SECONDS):
             self._poll_commands()
+
+    def fail(self, why: str) -> None:
+        """A part died or wedged: log it, say it in the heartbeat and to systemd, and stop non-zero
+        (systemd restarts the daemon; the next start's catch-up scan scores what was missed)."""
+        self.unhealthy = why
+        self.state = "failed"
+        log.error("not healthy: %s; keepers exits so that systemd restarts it (the next start's "
+                  "catch-up scan scores what was missed)", why)
+        self.notifier.status(self.status_text())
+        self._heartbeat()
+        self.request_stop(EXIT_UNHEALTHY)
 
     def _poll_commands(self) -> None:
         try:
@@ -388,7 +473,8 @@ class Service:
 
     def shutdown(self) -> None:
         self.stop_event.set()
-        self.state = "stopping"
+        if self.state != "failed":
+            self.state = "stopping"
         self.notifier.stopping(f"stopping: {self.pipeline.queue_depth() if self.pipeline else 0} queued")
         deadline = time.monotonic() + DRAIN_SECONDS
         if self.watcher is not None:
@@ -404,9 +490,12 @@ class Service:
         if self.models is not None:
             threading.Thread(target=self.models.stop, name="models-stop", daemon=True).start()
         if self.pipeline is not None:
-            self.pipeline.stop(drain=True, timeout=max(0.5, deadline - time.monotonic()))
+            # a daemon that failed does not wait for a writer that may never commit again
+            self.pipeline.stop(drain=self.unhealthy is None, timeout=max(0.5, deadline - time.monotonic()))
         if self.writer is not None:
-            self.state = "stopped"
+            if self.state != "failed":
+                self.state = "stopped"
+            self._beat_future = None
             self._heartbeat()
             if self._log_handler is not None:
                 logging.getLogger().removeHandler(self._log_handler)
@@ -439,6 +528,7 @@ def serve(config: Config, args: argparse.Namespace | None = None) -> int:
             if service._reload.is_set():
                 service._reload.clear()
                 service.reload()
+            service.tick()
     finally:
         service.shutdown()
         for sig, handler in previous.items():

@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 #: how many ready paths one pass hands over before looking at the clock again
 BATCH = 256
+#: at least this long between two tries of a path ``submit`` raised on
+RETRY_SECONDS = 2.0
 
 
 @dataclass
@@ -94,6 +96,9 @@ class Settler:
         self._thread: threading.Thread | None = None
         self._busy = 0  # paths taken out of _pending and not yet submitted
         self.submitted_total = 0
+        self.hand_over_errors = 0
+        #: errors from ``submit`` that mean the daemon is stopping (left for the next start, quietly)
+        self.stopping_errors: tuple[type[BaseException], ...] = ()
 
     # -- feeding --------------------------------------------------------------------------
 
@@ -160,6 +165,12 @@ class Settler:
             self._pending.clear()
         return left
 
+    def health(self) -> str | None:
+        """None while the settle thread runs (or was never started, or was stopped); else why not."""
+        if self._thread is not None and not self._stop.is_set() and not self._thread.is_alive():
+            return "the settle thread died (see the error logged before this)"
+        return None
+
     def wait_idle(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -220,8 +231,18 @@ class Settler:
         return ready
 
     def _hand_over(self, path: Path, root: Path) -> None:
+        """Submit a ready path. A path that cannot be submitted (a database error while
+        checking its row, a failed relink) is logged and settles again, to be tried after
+        another ``settle_seconds``; once the daemon is stopping it is left for the next start."""
         try:
             self._submit(path, root)
             self.submitted_total += 1
-        except Exception:  # noqa: BLE001 - e.g. the pipeline is stopping; the next scan finds it
-            log.debug("could not hand %s to the pipeline", path, exc_info=True)
+        except Exception as exc:  # noqa: BLE001 - classified below
+            if self._stop.is_set() or isinstance(exc, self.stopping_errors):
+                log.debug("stopping: %s is left for the next start's catch-up scan", path)
+                return
+            log.error("could not queue %s for scoring (%s: %s); trying again in %.0f s",
+                      path, type(exc).__name__, exc, RETRY_SECONDS + self.settle_seconds)
+            self.hand_over_errors += 1
+            with self._lock:
+                self._pending.setdefault(path, _Pending(root, stat_key(path), time.monotonic() + RETRY_SECONDS))

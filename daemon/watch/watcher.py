@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: a folder without a live observer for longer than this makes the daemon unhealthy
+WATCHER_GRACE_SECONDS = 60.0
 WATCHED_EVENTS = [FileCreatedEvent, FileModifiedEvent, FileClosedEvent, FileMovedEvent, FileDeletedEvent,
                   DirCreatedEvent, DirMovedEvent, DirDeletedEvent]
 
@@ -155,6 +158,7 @@ class FolderWatcher:
         self.on_rescan = on_rescan
         self.polling_seconds = polling_seconds
         self._observers: dict[Path, Any] = {}
+        self._unwatched_since: dict[Path, float] = {}  # folder -> monotonic time health() found it unwatched
         self.watched: dict[Path, WatchedFolder] = {}
         self._lock = threading.Lock()
 
@@ -211,6 +215,22 @@ class FolderWatcher:
             restarted.append(path)
             self.on_rescan(path, "watcher restarted")
         return restarted
+
+    def health(self) -> str | None:
+        """None while every folder that exists has a live observer, or lost it less than
+        :data:`WATCHER_GRACE_SECONDS` ago (:meth:`check` restarts it); else which is unwatched."""
+        now = time.monotonic()
+        for folder in self.folders:
+            path = Path(folder.path)
+            with self._lock:
+                observer = self._observers.get(path)
+            if (observer is not None and observer.is_alive()) or not path.is_dir():
+                self._unwatched_since.pop(path, None)
+                continue
+            since = self._unwatched_since.setdefault(path, now)
+            if now - since > WATCHER_GRACE_SECONDS:
+                return f"the folder {path} has not been watched for {now - since:.0f} s (its watcher died and could not be restarted)"
+        return None
 
     def rescan_event_roots(self, reason: str) -> None:
         for path, watched in list(self.watched.items()):

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from daemon.store import StoreReader
+from daemon.store.db import disk_problem
 
 from .common import HEARTBEAT_STALE_SECONDS, TELEMETRY_WINDOW_SECONDS, parse_json
 
@@ -33,6 +34,8 @@ class DaemonStatus:
     inotify_watches: int | None
     inotify_limit: int | None
     status_text: str | None
+    #: why the database's disk cannot take writes now (full, read-only), seen from here
+    disk: str | None = None
 
     def heartbeat_age(self, now: float) -> float | None:
         return None if self.heartbeat is None else max(0.0, now - self.heartbeat)
@@ -40,7 +43,7 @@ class DaemonStatus:
     def is_running(self, now: float) -> bool:
         """True when the daemon says it runs and its heartbeat is fresh."""
         age = self.heartbeat_age(now)
-        return self.state not in (None, "stopped") and age is not None and age <= HEARTBEAT_STALE_SECONDS
+        return self.state not in (None, "stopped", "failed") and age is not None and age <= HEARTBEAT_STALE_SECONDS
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,7 @@ def daemon_status(reader: StoreReader) -> DaemonStatus | None:
         inotify_watches=row.get("inotify_watches"),
         inotify_limit=row.get("inotify_limit"),
         status_text=row.get("status_text"),
+        disk=disk_problem(reader.path),
     )
 
 

@@ -45,7 +45,10 @@ def _daemon_lines(data: Overview, now: float) -> list[tuple[str, Text | str]]:
     else:
         rows.append(("inotify", f"{fmt.number(d.inotify_watches)} watches"))
     if d.status_text:
-        rows.append(("Status", d.status_text))
+        trouble = d.status_text.startswith(("not healthy:", "waiting:"))
+        rows.append(("Status", Text(d.status_text, style="bold red") if trouble else d.status_text))
+    if d.disk:
+        rows.append(("Disk", Text(f"{d.disk}; the daemon holds what it has scored until it can write", style="bold red")))
     return rows
 
 
