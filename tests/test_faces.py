@@ -262,6 +262,22 @@ def config_for(catalog: Path, db: Path):  # type: ignore[no-untyped-def]
     return dataclasses.replace(config, models=dataclasses.replace(config.models, catalog=catalog))
 
 
+def write_user_config(home: Path, db: Path, catalog: Path | None) -> None:
+    file = home / "config" / "keepers.yaml"
+    file.parent.mkdir(parents=True, exist_ok=True)
+    file.write_text(yaml.safe_dump({"database": str(db), "models": {"catalog": str(catalog)}}))
+
+
+def run_models_cli(*argv: str) -> int:
+    """`keepers models ARGV...` through its own argument parser."""
+    from daemon.cli import models
+
+    parser = argparse.ArgumentParser(prog="keepers")
+    models.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["models", *argv])
+    return int(args.func(args) or 0)
+
+
 def model_rows(db: Path) -> dict[str, dict]:
     with StoreReader(db) as reader:
         return {r["name"]: r for r in reader.models()}
@@ -280,6 +296,10 @@ def test_a_model_missing_from_the_package_comes_from_the_https_mirror(isolated_e
     assert rows["face-mesh"]["source"] == "https" and rows["face-detector"]["source"] == "package"
     assert str(tmp_path / "site") in rows["face-detector"]["cache_path"]  # the package copy found first
     assert by_name(scorer.score(decoded(scene("astronaut"))))["faces"].raw == 1
+    # the downloaded copy is the faces scorer's: `keepers models prune` keeps it while faces is on
+    write_user_config(isolated_env, db_path, config.models.catalog)
+    assert run_models_cli("prune", "--json") == 0
+    assert Path(rows["face-mesh"]["cache_path"]).exists()
 
 
 def test_without_any_source_faces_fall_back_to_haar_and_say_so(isolated_env: Path, https_fake, tmp_path: Path,
@@ -300,19 +320,13 @@ def test_without_any_source_faces_fall_back_to_haar_and_say_so(isolated_env: Pat
         assert rows[name]["state"] == "failed" and rows[name]["enabled"] == 1
         assert rows[name]["last_error"].startswith("the faces scorer uses OpenCV's Haar cascades instead")
     # `keepers models status`
-    file = isolated_env / "config" / "keepers.yaml"
-    file.parent.mkdir(parents=True, exist_ok=True)
-    file.write_text(yaml.safe_dump({"database": str(db_path), "models": {"catalog": str(catalog)}}))
-    from daemon.cli import models
-
-    parser = argparse.ArgumentParser(prog="keepers")
-    models.register(parser.add_subparsers(dest="command"))
+    write_user_config(isolated_env, db_path, catalog)
     capsys.readouterr()
-    assert models.cmd_status(parser.parse_args(["models", "status"])) == 0
+    assert run_models_cli("status") == 0
     out = capsys.readouterr().out
     assert "face-detector" in out and "failed" in out
     assert "warning: faces falls back to OpenCV's Haar cascades" in out and "face-detector, face-mesh, face-iris" in out
-    assert models.cmd_status(parser.parse_args(["models", "status", "--json"])) == 0
+    assert run_models_cli("status", "--json") == 0
     report = json.loads(capsys.readouterr().out)
     assert report["warnings"] and "Haar" in report["warnings"][0]
     assert {r["name"]: r["enabled"] for r in report["models"]}["face-mesh"] is True

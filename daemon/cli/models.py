@@ -197,7 +197,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_prune(args: argparse.Namespace) -> int:
     hub = _hub(args)
-    enabled = set(hub.config.models.enabled)
+    enabled = {name for name in hub.catalog if hub.is_enabled(name)}  # the face models while `faces` is on
     removed: list[dict[str, Any]] = []
     for name in hub.cache.models():
         for entry in hub.cache.entries(name).values():

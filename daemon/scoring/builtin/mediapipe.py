@@ -113,8 +113,8 @@ def _net(path: Path) -> cv2.dnn.Net:
 
 
 def _forward(net: cv2.dnn.Net, blob: np.ndarray) -> dict[str, np.ndarray]:
-    net.setInput(blob)
     names = net.getUnconnectedOutLayersNames()
+    net.setInput(blob)
     return dict(zip(names, net.forward(names)))
 
 
