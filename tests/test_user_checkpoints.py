@@ -219,14 +219,22 @@ def test_ava_regression_output_is_clamped_to_1_10(tmp_path: Path, photos: dict[s
 # ------------------------------------------------------------------------------------ comparators
 
 
-def test_resnet_comparator_follows_index_1_means_first_is_better_in_a_near_tie(
-        tmp_path: Path, photos: dict[str, Path], ava_regression: dict[str, Any], resnet_comparator: dict[str, Any]) -> None:
-    ava = load_local(tmp_path, "ava-resnet50", ava_regression["path"])
-    comparator = load_local(tmp_path, "siamese-comparator", resnet_comparator["path"])
+@pytest.fixture(scope="module")
+def near_tie(tmp_path_factory: pytest.TempPathFactory, photos: dict[str, Path], ava_regression: dict[str, Any],
+             resnet_comparator: dict[str, Any]) -> dict[str, Any]:
+    """coffee and coffee 3 % brighter: AVA ratings a few hundredths apart, so which one is better is
+    known; and the ResNet comparator loaded from its checkpoint."""
+    folder = tmp_path_factory.mktemp("near-tie")
+    ava = load_local(folder, "ava-resnet50", ava_regression["path"])
     a, b = photos["coffee"], photos["coffee-bright"]
     (sa,), (sb,) = ava.score_batch([decode_image(a), decode_image(b)])
-    assert sa.raw != sb.raw and abs(sa.raw - sb.raw) < 1.0, (sa.raw, sb.raw)  # a near tie, with a known better one
-    better = 0 if sa.raw > sb.raw else 1
+    assert sa.raw != sb.raw and abs(sa.raw - sb.raw) < 1.0, (sa.raw, sb.raw)
+    return {"comparator": load_local(folder, "siamese-comparator", resnet_comparator["path"]), "pair": (a, b),
+            "better": 0 if sa.raw > sb.raw else 1}
+
+
+def test_resnet_comparator_follows_index_1_means_first_is_better_in_a_near_tie(near_tie: dict[str, Any]) -> None:
+    (a, b), better, comparator = near_tie["pair"], near_tie["better"], near_tie["comparator"]
     winner, confidence = comparator.compare(a, b)
     assert winner == better and 0.5 < confidence < 1.0
     winner, confidence_swapped = comparator.compare(b, a)
@@ -253,16 +261,12 @@ def test_a_torchscript_export_of_the_comparator_keeps_its_direction(
         assert winner == expected[0] and confidence > 0.5
 
 
-def test_album_near_tie_goes_to_the_photo_the_comparator_prefers(
-        tmp_path: Path, photos: dict[str, Path], ava_regression: dict[str, Any], resnet_comparator: dict[str, Any]) -> None:
-    ava = load_local(tmp_path, "ava-resnet50", ava_regression["path"])
-    comparator = load_local(tmp_path, "siamese-comparator", resnet_comparator["path"])
-    a, b = photos["coffee"], photos["coffee-bright"]
-    (sa,), (sb,) = ava.score_batch([decode_image(a), decode_image(b)])
-    better, worse = (a, b) if sa.raw > sb.raw else (b, a)
+def test_album_near_tie_goes_to_the_photo_the_comparator_prefers(near_tie: dict[str, Any]) -> None:
+    a, b = near_tie["pair"]
+    better, worse = (a, b) if near_tie["better"] == 0 else (b, a)
     # the composite puts the other photo first, by less than the tie-break margin
     members = [Member(1, str(worse), composite=0.80), Member(2, str(better), composite=0.79)]
-    pick = choose_cluster(7, members, tiebreak_margin=0.05, comparator=comparator)
+    pick = choose_cluster(7, members, tiebreak_margin=0.05, comparator=near_tie["comparator"])
     assert [c.image_id for c in pick.choices] == [2]
     assert pick.choices[0].reason["decided_by"] == "comparator"
 
