@@ -1,18 +1,19 @@
 """Writing a planned selection: moments and clusters, candidates, picks and
-what changed, all in one writer transaction."""
+what changed, a batch of moments per writer transaction (so scoring's commits
+get in between), then the run's summary."""
 
 from __future__ import annotations
 
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlite_utils
 
 from ..config import AlbumConfig
-from .plan import Plan
+from .plan import Plan, RunScope
 
 
 @dataclass(frozen=True)
@@ -77,21 +78,44 @@ def album_units(candidates: list[tuple[int, int, float | None, int]], album: Alb
     return keep
 
 
-def apply_plan(db: sqlite_utils.Database, plan: Plan, album: AlbumConfig, trigger: str) -> SelectionResult:
-    """Write ``plan`` (inside the writer's transaction) and return what changed."""
-    conn = db.conn
-    run_id = int(
-        conn.execute(
+@dataclass
+class Changes:
+    """The album's net changes over a run's batches: a pick a batch removes and a
+    later one gives back (its moment split across batches) is no change."""
+
+    added: set[int] = field(default_factory=set)
+    removed: set[int] = field(default_factory=set)
+
+    def note(self, added: set[int], removed: set[int]) -> None:
+        for i in removed:
+            if i in self.added:
+                self.added.discard(i)
+            else:
+                self.removed.add(i)
+        for i in added:
+            if i in self.removed:
+                self.removed.discard(i)
+            else:
+                self.added.add(i)
+
+
+def begin_run(db: sqlite_utils.Database, scope: RunScope, trigger: str) -> int:
+    """Record the run as begun (finished stays empty until :func:`finish_run`)."""
+    return int(
+        db.conn.execute(
             "INSERT INTO selection_runs (trigger, mode, settings, started) VALUES (?, ?, ?, ?)",
-            (trigger, plan.mode, plan.settings, plan.started),
+            (trigger, scope.mode, scope.settings, scope.started),
         ).lastrowid
     )
+
+
+def apply_batch(db: sqlite_utils.Database, plan: Plan, album: AlbumConfig, run_id: int, changes: Changes) -> None:
+    """Write one batch (inside the writer's transaction): its images' moments and
+    clusters, their candidates, and (best_per_cluster) their picks."""
+    conn = db.conn
     conn.executemany("UPDATE images SET moment = ?, cluster = ? WHERE id = ?", plan.image_updates)
-    full = plan.mode == "full"
-    if full:
-        conn.execute("DELETE FROM album_candidates")
-    else:
-        conn.execute("DELETE FROM album_candidates WHERE moment IN (SELECT value FROM json_each(?))", (_in(plan.stale_moments),))
+    scope = _in(plan.image_ids)
+    conn.execute("DELETE FROM album_candidates WHERE image_id IN (SELECT value FROM json_each(?))", (scope,))
     rows = []
     for pick in plan.clusters:
         moment = plan.cluster_moment[pick.cluster]
@@ -105,56 +129,71 @@ def apply_plan(db: sqlite_utils.Database, plan: Plan, album: AlbumConfig, trigge
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         rows,
     )
-    new_rows = {r[0]: r for r in rows}
-    if album.policy == "best_per_cluster" and not full:
-        scope_sql = "SELECT image_id FROM picks WHERE moment IN (SELECT value FROM json_each(?))"
-        old = {r[0] for r in conn.execute(scope_sql, (_in(plan.stale_moments | plan.touched_moments),))}
-        desired = set(new_rows)
-    else:
+    if album.policy != "best_per_cluster":
+        return  # the size policy needs every candidate: finish_run picks
+    old = {r[0] for r in conn.execute("SELECT image_id FROM picks WHERE image_id IN (SELECT value FROM json_each(?))", (scope,))}
+    desired = {r[0] for r in rows}
+    removed = old - desired
+    conn.executemany("DELETE FROM picks WHERE image_id = ?", [(i,) for i in sorted(removed)])
+    conn.executemany(
+        "INSERT OR REPLACE INTO picks (image_id, run_id, moment, cluster, rank, composite, reason) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(r[0], run_id, r[1], r[2], r[3], r[4], r[7]) for r in rows],
+    )
+    changes.note(desired - old, removed)
+
+
+def finish_run(db: sqlite_utils.Database, scope: RunScope, album: AlbumConfig, run_id: int, trigger: str,
+               changes: Changes) -> SelectionResult:
+    """After the last batch: clear what no batch covered (a full run), apply the size
+    policy, record the changes and close the run."""
+    conn = db.conn
+    live = "SELECT id FROM images WHERE status = 'scored'"
+    if scope.mode == "full":  # rows no batch saw: images deleted from the table, or gone between reads
+        conn.execute(f"DELETE FROM album_candidates WHERE image_id NOT IN ({live})")
+        if album.policy == "best_per_cluster":
+            stray = {r[0] for r in conn.execute(f"SELECT image_id FROM picks WHERE image_id NOT IN ({live})")}
+            conn.executemany("DELETE FROM picks WHERE image_id = ?", [(i,) for i in sorted(stray)])
+            changes.note(set(), stray)
+    if album.policy != "best_per_cluster":
         old = {r[0] for r in conn.execute("SELECT image_id FROM picks")}
         everything = conn.execute("SELECT cluster, image_id, unit_score, forced FROM album_candidates").fetchall()
         keep = album_units(everything, album)
         desired = {image for cluster, image, _, _ in everything if cluster in keep}
-    added = desired - old
-    removed = old - desired
-    conn.executemany("DELETE FROM picks WHERE image_id = ?", [(i,) for i in sorted(removed)])
-    refresh = sorted(i for i in desired if i in added or i in new_rows)
-    missing = [i for i in refresh if i not in new_rows]
-    if missing:  # picks kept from untouched moments that the policy newly admits
-        for r in conn.execute(
-            "SELECT image_id, moment, cluster, rank, composite, unit_score, forced, reason FROM album_candidates"
+        del everything
+        removed = old - desired
+        conn.executemany("DELETE FROM picks WHERE image_id = ?", [(i,) for i in sorted(removed)])
+        conn.execute(
+            "INSERT OR REPLACE INTO picks (image_id, run_id, moment, cluster, rank, composite, reason)"
+            " SELECT image_id, ?, moment, cluster, rank, composite, reason FROM album_candidates"
             " WHERE image_id IN (SELECT value FROM json_each(?))",
-            (_in(missing),),
-        ):
-            new_rows[r[0]] = tuple(r)
-    conn.executemany(
-        "INSERT OR REPLACE INTO picks (image_id, run_id, moment, cluster, rank, composite, reason) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [(i, run_id, new_rows[i][1], new_rows[i][2], new_rows[i][3], new_rows[i][4], new_rows[i][7]) for i in refresh],
-    )
+            (run_id, _in(desired)),
+        )
+        changes.note(desired - old, removed)
+    added, removed = sorted(changes.added), sorted(changes.removed)
     conn.executemany(
         "INSERT INTO pick_changes (run_id, image_id, change) VALUES (?, ?, ?)",
-        [(run_id, i, "added") for i in sorted(added)] + [(run_id, i, "removed") for i in sorted(removed)],
+        [(run_id, i, "added") for i in added] + [(run_id, i, "removed") for i in removed],
     )
     total_picks = int(conn.execute("SELECT count(*) FROM picks").fetchone()[0])
-    plan.photos = int(conn.execute("SELECT count(*) FROM images WHERE status = 'scored'").fetchone()[0])
-    plan.moments = int(conn.execute("SELECT count(DISTINCT moment) FROM images").fetchone()[0])
+    photos = int(conn.execute("SELECT count(*) FROM images WHERE status = 'scored'").fetchone()[0])
+    moments = int(conn.execute("SELECT count(DISTINCT moment) FROM images").fetchone()[0])
     clusters = int(conn.execute("SELECT count(DISTINCT cluster) FROM album_candidates").fetchone()[0])
     finished = time.time()
     conn.execute(
         "UPDATE selection_runs SET finished = ?, photos = ?, moments = ?, moments_recomputed = ?, clusters = ?, picks = ?,"
         " added = ?, removed = ? WHERE id = ?",
-        (finished, plan.photos, plan.moments, len(plan.touched_moments), clusters, total_picks, len(added), len(removed), run_id),
+        (finished, photos, moments, scope.moments_recomputed, clusters, total_picks, len(added), len(removed), run_id),
     )
     return SelectionResult(
         run_id=run_id,
         trigger=trigger,
-        mode=plan.mode,
-        photos=plan.photos,
-        moments=plan.moments,
-        moments_recomputed=len(plan.touched_moments),
+        mode=scope.mode,
+        photos=photos,
+        moments=moments,
+        moments_recomputed=scope.moments_recomputed,
         clusters=clusters,
         picks=total_picks,
-        added=tuple(sorted(added)),
-        removed=tuple(sorted(removed)),
-        seconds=finished - plan.started,
+        added=tuple(added),
+        removed=tuple(removed),
+        seconds=finished - scope.started,
     )

@@ -1,8 +1,11 @@
 """Planning one selection: read the library, find the moments to recompute,
-group and choose, and return everything the writer has to change.
+group and choose, and return, a batch of moments at a time, everything the
+writer has to change.
 
 Planning only reads (through its own read-only connection), so the comparator
-and the panorama check never run inside a write transaction.
+and the panorama check never run inside a write transaction; batches are
+planned as they are drawn, so a full run of a million photos holds one batch's
+rows, not the library's.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ import json
 import logging
 import os
 import sqlite3
+from array import array
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
@@ -32,6 +36,9 @@ FLOOR_SCORERS = ("eyes_open", "sharpness")
 #: an incremental run also re-examines rows changed this long before the last
 #: run started (their ``updated_at`` is stamped before their commit lands)
 CHANGE_MARGIN_SECONDS = 30.0
+#: a run plans and writes this many photos' moments at a time (each batch its own
+#: writer transaction), so memory stays flat and scoring's commits get in between
+BATCH_PHOTOS = 4000
 
 
 @dataclass(frozen=True)
@@ -48,21 +55,27 @@ class Photo:
 
 @dataclass
 class Plan:
-    """What one selection run decided; applied by :func:`daemon.album.apply.apply_plan`."""
+    """One batch of a selection run: whole moments (or images leaving the album),
+    applied by :func:`daemon.album.apply.apply_batch` in a writer transaction of its own."""
 
-    mode: str  # full or incremental
-    settings: str
-    started: float
-    photos: int = 0
-    moments: int = 0
-    #: moment ids (new numbering) whose clusters and candidates were recomputed
-    touched_moments: set[int] = field(default_factory=set)
-    #: moment ids (stored numbering) whose old candidates and picks are replaced
-    stale_moments: set[int] = field(default_factory=set)
+    #: every image whose candidates and picks this batch replaces
+    image_ids: list[int] = field(default_factory=list)
     #: (moment, cluster, image id) for every image whose stored values change
     image_updates: list[tuple[int | None, int | None, int]] = field(default_factory=list)
     clusters: list[ClusterPick] = field(default_factory=list)
     cluster_moment: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass
+class RunScope:
+    """What a run covers: its mode, settings and how many moments it recomputes."""
+
+    mode: str  # full or incremental
+    settings: str
+    started: float
+    moments_recomputed: int = 0
+    #: incremental runs: the moment ids recomputed (the export refreshes only these); None for a full run
+    touched_moments: set[int] | None = None
 
 
 def settings_fingerprint(config: Config, comparator: Comparator | None) -> str:
@@ -86,62 +99,144 @@ def _ids_param(ids: Iterable[int]) -> str:
     return json.dumps(sorted(int(i) for i in ids))
 
 
-def make_plan(
+def plan_run(
     conn: sqlite3.Connection,
     config: Config,
     *,
     comparator: Comparator | None,
     started: float,
     full: bool = False,
-) -> Plan:
-    """Decide what this run changes. ``conn`` is a read connection."""
+    batch_photos: int = BATCH_PHOTOS,
+) -> tuple[RunScope, Iterator[Plan]]:
+    """Decide what this run covers and plan it lazily, a batch of whole moments at a
+    time. ``conn`` is a read connection; the batches read it as they are drawn.
+
+    A full run holds only a few numbers per photo (id, folder, capture time) to
+    split the library into moments; each batch loads its own photos. The last
+    run that began decides the mode: one that never finished (a crash, a stop)
+    or failed makes this one full."""
     settings = settings_fingerprint(config, comparator)
     last = conn.execute(
-        "SELECT started, settings FROM selection_runs WHERE finished IS NOT NULL AND error IS NULL ORDER BY id DESC LIMIT 1"
+        "SELECT started, settings, finished IS NOT NULL AND error IS NULL FROM selection_runs"
+        " WHERE mode IS NOT NULL ORDER BY id DESC LIMIT 1"
     ).fetchone()
-    if full or last is None or last[1] != settings:
-        mode, since = "full", None
+    gap = config.album.moment_gap_seconds
+    if full or last is None or last[1] != settings or not last[2]:
+        scope = RunScope("full", settings, started)
+        scope.moments_recomputed, groups, gone = _library_moments(conn, gap)
     else:
         # a row stamped just before the last run started may have committed after it read
-        mode, since = "incremental", float(last[0]) - CHANGE_MARGIN_SECONDS
-    plan = Plan(mode=mode, settings=settings, started=started)
+        scope = RunScope("incremental", settings, started)
+        changed, gone = _changed_moments(conn, float(last[0]) - CHANGE_MARGIN_SECONDS, gap)
+        scope.touched_moments = {m for m, _ in changed}
+        scope.moments_recomputed = len(changed)
+        groups = iter(changed)
+    model = _embedding_model(conn)
+    return scope, _batches(conn, config, comparator, model, groups, gone, batch_photos)
 
-    gap = config.album.moment_gap_seconds
-    columns = "id, path, taken_at, status, moment, cluster, root"
-    if mode == "full":
-        rows = conn.execute(f"SELECT {columns} FROM images").fetchall()
-    else:
-        assert since is not None
-        rows = _neighbourhood(conn, columns, since, gap)
-    scored = [r for r in rows if r[3] == "scored"]
-    new_moment = assign_moments([_timed(r) for r in scored], gap)
-    stored_moment = {r[0]: r[4] for r in rows}
-    # images that leave the album's world (deleted, failed, back to pending) lose their moment
-    gone = [r for r in rows if r[3] != "scored" and (r[4] is not None or r[5] is not None)]
-    touched = set(new_moment.values())
-    stale = {m for m in stored_moment.values() if m is not None} | touched
-    plan.touched_moments = touched
-    plan.stale_moments = stale
-    plan.image_updates = [(None, None, r[0]) for r in gone]
 
-    members_by_moment: dict[int, list[int]] = {}
-    for pid, m in new_moment.items():
-        if m in touched:
-            members_by_moment.setdefault(m, []).append(pid)
-    if not members_by_moment:
-        return plan
-    photos = _load_photos(conn, None if mode == "full" else [i for ids in members_by_moment.values() for i in ids], config)
-    embeddings = _load_embeddings(conn, photos.keys(), full=mode == "full")
-    stored_cluster = {r[0]: r[5] for r in rows}
-    for moment in sorted(members_by_moment):
-        ids = [i for i in members_by_moment[moment] if i in photos]
-        for pick, cluster_ids in _select_moment(ids, photos, embeddings, config, comparator):
+def _batches(
+    conn: sqlite3.Connection,
+    config: Config,
+    comparator: Comparator | None,
+    model: str | None,
+    groups: Iterable[tuple[int, list[int]]],
+    gone: list[int],
+    batch_photos: int,
+) -> Iterator[Plan]:
+    # images leaving the album first: a later batch may reuse their moment's id
+    for start in range(0, len(gone), batch_photos):
+        chunk = gone[start : start + batch_photos]
+        yield Plan(image_ids=chunk, image_updates=[(None, None, i) for i in chunk])
+    pending: list[tuple[int, list[int]]] = []
+    size = 0
+    for moment, ids in groups:
+        pending.append((moment, ids))
+        size += len(ids)
+        if size >= batch_photos:
+            yield _plan_moments(conn, config, comparator, model, pending)
+            pending, size = [], 0
+    if pending:
+        yield _plan_moments(conn, config, comparator, model, pending)
+
+
+def _plan_moments(
+    conn: sqlite3.Connection,
+    config: Config,
+    comparator: Comparator | None,
+    model: str | None,
+    groups: list[tuple[int, list[int]]],
+) -> Plan:
+    ids = [i for _, members in groups for i in members]
+    photos, stored = _load_photos(conn, ids, config)
+    embeddings = _load_embeddings(conn, model, ids)
+    plan = Plan(image_ids=ids)
+    for moment, members in groups:
+        present = [i for i in members if i in photos]
+        for pick, cluster_ids in _select_moment(present, photos, embeddings, config, comparator):
             plan.clusters.append(pick)
             plan.cluster_moment[pick.cluster] = moment
             for pid in cluster_ids:
-                if stored_moment.get(pid) != moment or stored_cluster.get(pid) != pick.cluster:
+                if stored.get(pid) != (moment, pick.cluster):
                     plan.image_updates.append((moment, pick.cluster, pid))
     return plan
+
+
+def _library_moments(conn: sqlite3.Connection, gap: float) -> tuple[int, Iterator[tuple[int, list[int]]], list[int]]:
+    """Every scored photo's moment, from (id, folder, capture time) alone: numpy arrays
+    of a few bytes a photo, not rows. Returns the number of moments, (moment id, member
+    ids) in folder and time order, and the images that leave the album (no longer
+    scored, still placed)."""
+    ids, folders, times = array("q"), array("q"), array("d")
+    folder_index: dict[str, int] = {}
+    gone: list[int] = []
+    lonely = 0
+    for pid, path, taken, status, placed in conn.execute(
+        "SELECT id, path, taken_at, status, moment IS NOT NULL OR cluster IS NOT NULL FROM images"
+    ):
+        if status != "scored":
+            if placed:
+                gone.append(pid)
+            continue
+        ids.append(pid)
+        if taken is None:  # no capture time: a moment of its own
+            lonely -= 1
+            folders.append(lonely)
+            times.append(0.0)
+        else:
+            folders.append(folder_index.setdefault(path.rpartition("/")[0], len(folder_index)))
+            times.append(taken)
+    del folder_index
+    count, groups = _split_moments(np.frombuffer(ids, dtype=np.int64), np.frombuffer(folders, dtype=np.int64),
+                                   np.frombuffer(times, dtype=np.float64), gap)
+    return count, groups, gone
+
+
+def _split_moments(ids: np.ndarray, folders: np.ndarray, times: np.ndarray, gap: float) -> tuple[int, Iterator[tuple[int, list[int]]]]:
+    """:func:`assign_moments` over arrays: sorted by (folder, time, id), a new moment at
+    each folder change or gap longer than ``gap``; a moment's id is its smallest photo id."""
+    if len(ids) == 0:
+        return 0, iter(())
+    order = np.lexsort((ids, times, folders))
+    ids, folders, times = ids[order], folders[order], times[order]
+    cut = np.ones(len(ids), dtype=bool)
+    cut[1:] = (folders[1:] != folders[:-1]) | (times[1:] - times[:-1] > gap)
+    starts = np.flatnonzero(cut)
+    ends = np.append(starts[1:], len(ids))
+    firsts = np.minimum.reduceat(ids, starts)
+    return len(starts), ((int(m), ids[a:b].tolist()) for m, a, b in zip(firsts.tolist(), starts.tolist(), ends.tolist()))
+
+
+def _changed_moments(conn: sqlite3.Connection, since: float, gap: float) -> tuple[list[tuple[int, list[int]]], list[int]]:
+    """The moments around what changed since ``since`` (see :func:`_neighbourhood`)."""
+    rows = _neighbourhood(conn, "id, path, taken_at, status, moment, cluster, root", since, gap)
+    new_moment = assign_moments([_timed(r) for r in rows if r[3] == "scored"], gap)
+    # images that leave the album's world (deleted, failed, back to pending) lose their moment
+    gone = [r[0] for r in rows if r[3] != "scored" and (r[4] is not None or r[5] is not None)]
+    members: dict[int, list[int]] = {}
+    for pid, moment in new_moment.items():
+        members.setdefault(moment, []).append(pid)
+    return sorted(members.items()), gone
 
 
 def _timed(row: tuple) -> TimedPhoto:
@@ -206,8 +301,9 @@ def _chain_bounds(times: list[float], seeds: list[float], gap: float) -> tuple[f
     return lo, hi
 
 
-def _load_photos(conn: sqlite3.Connection, ids: list[int] | None, config: Config) -> dict[int, Photo]:
-    where, params = ("WHERE i.status = 'scored'", ()) if ids is None else ("WHERE i.id IN (SELECT value FROM json_each(?))", (_ids_param(ids),))
+def _load_photos(conn: sqlite3.Connection, ids: list[int], config: Config) -> tuple[dict[int, Photo], dict[int, tuple[int | None, int | None]]]:
+    """The photos ``ids`` as the chooser sees them, and each one's stored (moment, cluster)."""
+    where, params = "WHERE i.id IN (SELECT value FROM json_each(?))", (_ids_param(ids),)
     manual = dict(conn.execute(f"SELECT m.image_id, m.choice FROM manual_choices m JOIN images i ON i.id = m.image_id {where}", params).fetchall())
     floors: dict[int, dict[str, float]] = {}
     for image_id, model, value in conn.execute(
@@ -219,11 +315,13 @@ def _load_photos(conn: sqlite3.Connection, ids: list[int] | None, config: Config
             floors.setdefault(image_id, {})[model] = float(value)
     weights = config.weights.as_dict()
     out: dict[int, Photo] = {}
-    for pid, path, taken, phash, width, height, exif_json, stored_composite, coverage, groups_json in conn.execute(
+    stored: dict[int, tuple[int | None, int | None]] = {}
+    for pid, path, taken, phash, width, height, exif_json, stored_composite, coverage, groups_json, moment, cluster in conn.execute(
         "SELECT i.id, i.path, coalesce(i.taken_at, i.mtime_ns / 1e9, i.first_seen), i.phash, i.width, i.height, i.exif_json,"
-        f" i.composite, i.coverage, i.groups_json FROM images i {where}",
+        f" i.composite, i.coverage, i.groups_json, i.moment, i.cluster FROM images i {where}",
         params,
     ):
+        stored[pid] = (moment, cluster)
         groups = _json_dict(groups_json)
         if groups:
             comp = composite({k: float(v) for k, v in groups.items() if isinstance(v, (int, float))}, weights)
@@ -242,20 +340,22 @@ def _load_photos(conn: sqlite3.Connection, ids: list[int] | None, config: Config
             manual=manual.get(pid),
         )
         out[pid] = Photo(pid, path, float(taken or 0.0), phash, width, height, parse_exif(exif_json), member)
-    return out
+    return out, stored
 
 
-def _load_embeddings(conn: sqlite3.Connection, ids: Iterable[int], *, full: bool) -> dict[int, np.ndarray]:
+def _embedding_model(conn: sqlite3.Connection) -> str | None:
+    """The embedding model that covers the most photos (the one clustering uses), once a run."""
     best = conn.execute("SELECT model FROM embeddings GROUP BY model ORDER BY count(*) DESC, model LIMIT 1").fetchone()
-    if best is None:
+    return None if best is None else str(best[0])
+
+
+def _load_embeddings(conn: sqlite3.Connection, model: str | None, ids: Iterable[int]) -> dict[int, np.ndarray]:
+    if model is None:
         return {}
-    if full:
-        cur = conn.execute("SELECT image_id, vector FROM embeddings WHERE model = ?", (best[0],))
-    else:
-        cur = conn.execute(
-            "SELECT image_id, vector FROM embeddings WHERE model = ? AND image_id IN (SELECT value FROM json_each(?))",
-            (best[0], _ids_param(ids)),
-        )
+    cur = conn.execute(
+        "SELECT image_id, vector FROM embeddings WHERE model = ? AND image_id IN (SELECT value FROM json_each(?))",
+        (model, _ids_param(ids)),
+    )
     return {pid: np.frombuffer(blob, dtype="<f4") for pid, blob in cur}
 
 

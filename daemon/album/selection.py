@@ -2,7 +2,8 @@
 
 ``run_selection`` is what the scheduler, the ``reselect`` command and the
 CLI call. It recomputes only the moments touched since the last successful
-run, unless asked for a full run or the settings changed.
+run, unless asked for a full run or the settings changed, and writes a batch
+of moments per writer transaction.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ import time
 from ..config import Config
 from ..store.db import open_db
 from ..store.writer import StoreWriter
-from .apply import SelectionResult, apply_plan
+from .apply import Changes, SelectionResult, apply_batch, begin_run, finish_run
 from .choose import Comparator
-from .plan import make_plan
+from .plan import plan_run
 
 log = logging.getLogger(__name__)
 
@@ -42,16 +43,21 @@ def run_selection(
 
         detect_hand_edits(writer, config)
     started = time.time()
+    run_id: int | None = None
     try:
         reader = open_db(writer.path, readonly=True)
         try:
             writer.flush()  # see everything submitted before this run
-            plan = make_plan(reader.conn, config, comparator=comparator, started=started, full=full)
+            scope, batches = plan_run(reader.conn, config, comparator=comparator, started=started, full=full)
+            run_id = writer.call(lambda db: begin_run(db, scope, trigger))
+            changes = Changes()
+            for plan in batches:  # one transaction each: the writer serves scoring in between
+                writer.call(lambda db, plan=plan: apply_batch(db, plan, config.album, run_id, changes), timeout=300)
+            result = writer.call(lambda db: finish_run(db, scope, config.album, run_id, trigger, changes), timeout=300)
         finally:
             reader.conn.close()
-        result = writer.call(lambda db: apply_plan(db, plan, config.album, trigger), timeout=300)
     except Exception as exc:
-        _record_failure(writer, trigger, started, exc)
+        _record_failure(writer, trigger, started, run_id, exc)
         raise
     log.info(
         "selection run %d (%s, %s): %d photos, %d/%d moments recomputed, %d picks (+%d -%d) in %.2f s",
@@ -62,7 +68,7 @@ def run_selection(
         from .export import export_album
 
         try:
-            found = export_album(writer, config, plan.touched_moments if plan.mode == "incremental" else None)
+            found = export_album(writer, config, scope.touched_moments)
         except Exception:  # the album is committed; an export failure must not lose it
             log.exception("album export failed; the picks are saved, the export will be retried at the next run")
             found = 0
@@ -72,11 +78,16 @@ def run_selection(
     return result
 
 
-def _record_failure(writer: StoreWriter, trigger: str, started: float, exc: BaseException) -> None:
-    """Leave a failed run in selection_runs so the dashboard shows what went wrong."""
+def _record_failure(writer: StoreWriter, trigger: str, started: float, run_id: int | None, exc: BaseException) -> None:
+    """Leave a failed run in selection_runs so the dashboard shows what went wrong
+    (and the next run, seeing it, recomputes every moment)."""
     text = f"{type(exc).__name__}: {exc}"
     log.error("selection run (%s) failed: %s", trigger, text)
     try:
+        if run_id is not None:
+            writer.call(lambda db: db.conn.execute(
+                "UPDATE selection_runs SET finished = ?, error = ? WHERE id = ?", (time.time(), text, run_id)))
+            return
         writer.call(lambda db: db.conn.execute(
             "INSERT INTO selection_runs (trigger, started, finished, error) VALUES (?, ?, ?, ?)", (trigger, started, time.time(), text)))
     except Exception as again:  # the database itself is the problem; the caller gets the first error
