@@ -13,10 +13,10 @@ import os
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ..errors import StoreError
-from .common import add_config_args, add_json_arg, config_from_args, db_path_from_args, fail, print_json
+from .common import add_config_args, add_json_arg, config_from_args, db_path_from_args, fail, print_json, print_json_list
 
 #: a daemon whose heartbeat is older than this is taken for dead
 HEARTBEAT_FRESH_SECONDS = 30.0
@@ -103,32 +103,41 @@ def _require_db(db_path: Path) -> None:
 
 
 def cmd_picks(args: argparse.Namespace) -> int:
-    from ..store.reader import StoreReader
-
     db_path = db_path_from_args(args)
-    with StoreReader(db_path) as reader:
-        rows = reader.query(
-            "SELECT i.path, p.image_id, p.moment, p.cluster, p.rank, p.composite, p.reason, p.run_id"
-            " FROM picks p JOIN images i ON i.id = p.image_id ORDER BY p.moment, p.cluster, p.rank, p.image_id"
-        )
-    picks = []
-    for r in rows:
+    _require_db(db_path)
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
+    try:
+        if args.json:
+            print_json_list(_picks(conn))
+            return 0
+        count = 0
+        for p in _picks(conn):
+            count += 1
+            comp = "-" if p["composite"] is None else f"{p['composite']:.3f}"
+            print(f"{p['moment']:>8} {p['cluster']:>8} {comp:>6} {p['reason'].get('decided_by', ''):<10} {p['path']}")
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot read the album from {db_path}: {exc}") from exc
+    finally:
+        conn.close()
+    if not count:
+        print("The album is empty: no selection has run yet (`keepers reselect`), or nothing is scored.")
+        return 0
+    print(f"{count} picks (moment, cluster, composite, decided by, path)")
+    return 0
+
+
+def _picks(conn: sqlite3.Connection) -> Iterator[dict[str, Any]]:
+    """The album in display order, read as a stream."""
+    conn.row_factory = sqlite3.Row
+    for r in conn.execute(
+        "SELECT i.path, p.image_id, p.moment, p.cluster, p.rank, p.composite, p.reason, p.run_id"
+        " FROM picks p JOIN images i ON i.id = p.image_id ORDER BY p.moment, p.cluster, p.rank, p.image_id"
+    ):
         try:
             reason = json.loads(r["reason"])
         except (TypeError, ValueError):
             reason = {"text": r["reason"]}
-        picks.append({**r, "reason": reason})
-    if args.json:
-        print_json(picks)
-        return 0
-    if not picks:
-        print("The album is empty: no selection has run yet (`keepers reselect`), or nothing is scored.")
-        return 0
-    for p in picks:
-        comp = "-" if p["composite"] is None else f"{p['composite']:.3f}"
-        print(f"{p['moment']:>8} {p['cluster']:>8} {comp:>6} {p['reason'].get('decided_by', ''):<10} {p['path']}")
-    print(f"{len(picks)} picks (moment, cluster, composite, decided by, path)")
-    return 0
+        yield {**dict(r), "reason": reason}
 
 
 def cmd_reselect(args: argparse.Namespace) -> int:

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from ..config import Config, load_config
 
@@ -42,6 +42,20 @@ def db_path_from_args(args: argparse.Namespace) -> Path:
 def print_json(value: Any) -> None:
     json.dump(value, sys.stdout, indent=2, default=str, ensure_ascii=False)
     sys.stdout.write("\n")
+
+
+def print_json_list(items: Iterable[Any]) -> int:
+    """Write ``items`` as :func:`print_json` writes a list, one item at a time, so a
+    listing of a million rows never holds them all; returns how many were written."""
+    out = sys.stdout
+    count = 0
+    out.write("[")
+    for item in items:
+        text = json.dumps(item, indent=2, default=str, ensure_ascii=False)
+        out.write(("\n  " if count == 0 else ",\n  ") + text.replace("\n", "\n  "))
+        count += 1
+    out.write("\n]\n" if count else "]\n")
+    return count
 
 
 def fail(message: str, code: int = 1) -> int:

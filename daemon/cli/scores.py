@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sqlite3
 from pathlib import Path
 from typing import Any, Iterator
 
-from .common import add_config_args, add_json_arg, config_from_args, db_path_from_args, fail, print_json
+from .common import add_config_args, add_json_arg, config_from_args, db_path_from_args, fail, print_json_list
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,25 +38,33 @@ def enabled_models(args: argparse.Namespace) -> dict[str, str]:
 
 
 def records(conn: sqlite3.Connection, models: dict[str, str], status: str | None = None) -> Iterator[dict[str, Any]]:
-    from ..scoring.backfill import missing_models
-
-    missing = missing_models(conn, models) if models else {}
-    scores: dict[int, tuple[dict[str, float], dict[str, float]]] = {}
-    for image_id, model, raw, normalised in conn.execute("SELECT image_id, model, raw, normalised FROM scores ORDER BY image_id, model"):
-        norm, raws = scores.setdefault(image_id, ({}, {}))
-        norm[model] = normalised
-        raws[model] = raw
-    query = ("SELECT id, path, status, error, composite, coverage, groups_json, taken_at, camera, phash, width, height "
-             "FROM images" + (" WHERE status = ?" if status else "") + " ORDER BY path")
-    for row in conn.execute(query, (status,) if status else ()):
-        image_id, path, st, error, comp, coverage, groups, taken, camera, phash, width, height = row
-        norm, raws = scores.get(image_id, ({}, {}))
+    """One record per photo in path order, read as a stream: a photo's scores come
+    joined to its row, so nothing is held beyond the photo being written."""
+    per_photo = {name: task for name, task in models.items() if task != "comparator"}
+    query = (
+        "SELECT i.id, i.path, i.status, i.error, i.composite, i.coverage, i.groups_json, i.taken_at, i.camera, i.phash,"
+        " i.width, i.height, (SELECT json_group_array(e.model) FROM embeddings e WHERE e.image_id = i.id),"
+        " s.model, s.raw, s.normalised FROM images i LEFT JOIN scores s ON s.image_id = i.id"
+        + (" WHERE i.status = ?" if status else "") + " ORDER BY i.path, s.model"
+    )
+    for _, rows in itertools.groupby(conn.execute(query, (status,) if status else ()), key=lambda r: r[0]):
+        norm: dict[str, float] = {}
+        raws: dict[str, float] = {}
+        for row in rows:
+            if row[13] is not None:
+                norm[row[13]] = row[15]
+                raws[row[13]] = row[14]
+        image_id, path, st, error, comp, coverage, groups, taken, camera, phash, width, height, embedded = row[:13]
+        missing: list[str] = []
+        if st == "scored" and per_photo:
+            have_vectors = set(json.loads(embedded)) if embedded else set()
+            missing = [n for n, task in per_photo.items() if n not in (have_vectors if task == "embedding" else norm)]
         yield {
             "id": image_id, "path": path, "status": st, "error": error,
             "scores": norm, "raw": raws, "composite": comp,
             "coverage": json.loads(coverage) if coverage else [],
             "groups": json.loads(groups) if groups else {},
-            "missing_models": missing.get(image_id, []) if st == "scored" else [],
+            "missing_models": missing,
             "taken_at": taken, "camera": camera, "phash": phash, "width": width, "height": height,
         }
 
@@ -66,23 +75,25 @@ def show_scores(args: argparse.Namespace) -> int:
         return fail(f"no database at {db}; run `keepers run` first (or pass --db FILE)")
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
-        rows = list(records(conn, enabled_models(args), args.status))
+        rows = records(conn, enabled_models(args), args.status)
+        if args.json:
+            print_json_list(rows)
+            return 0
+        names = [r[0] for r in conn.execute("SELECT DISTINCT model FROM scores ORDER BY model")]
+        header = ["composite", "status", *names, "path"]
+        count = 0
+        for r in rows:
+            if count == 0:
+                print("  ".join(f"{h[:10]:>10}" for h in header[:-1]) + "  path")
+            count += 1
+            cells = [_num(r["composite"]), f"{r['status']:>10}", *(_num(r["scores"].get(n)) for n in names)]
+            tail = r["path"] + (f"  ({r['error']})" if r["error"] else "")
+            print("  ".join(cells) + "  " + tail)
+        if count == 0:
+            print("no photos recorded yet")
+        return 0
     finally:
         conn.close()
-    if args.json:
-        print_json(rows)
-        return 0
-    if not rows:
-        print("no photos recorded yet")
-        return 0
-    names = sorted({n for r in rows for n in r["scores"]})
-    header = ["composite", "status", *names, "path"]
-    print("  ".join(f"{h[:10]:>10}" for h in header[:-1]) + "  path")
-    for r in rows:
-        cells = [_num(r["composite"]), f"{r['status']:>10}", *(_num(r["scores"].get(n)) for n in names)]
-        tail = r["path"] + (f"  ({r['error']})" if r["error"] else "")
-        print("  ".join(cells) + "  " + tail)
-    return 0
 
 
 def _num(value: float | None) -> str:
