@@ -58,6 +58,7 @@ def test_doctor_flags_too_few_inotify_watches_with_the_sysctl(photo_dir: Path, t
     check = by_name(report)["inotify"]
     assert code == 1 and check["status"] == "fail"
     assert "6 folders" in check["detail"] and "sysctl fs.inotify.max_user_watches" in check["detail"]
+    assert f"{photo_dir} will be polled every 60 s instead of watched" in check["detail"]
 
 
 def test_doctor_checks_an_existing_database_is_writable(photo_dir: Path, db_path: Path,

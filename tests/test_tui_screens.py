@@ -310,3 +310,16 @@ async def test_the_refresh_interval_picks_up_new_rows(sample_db: Path) -> None:
             if "22 scored" in screen_text(app):
                 break
         assert "22 scored" in screen_text(app) and "0 pending" in screen_text(app)
+
+
+async def test_overview_says_which_folders_are_polled_for_want_of_inotify_watches(sample_db: Path) -> None:
+    folders = [{"path": "/photos", "mode": "events"},
+               {"path": "/archive", "mode": "polling", "over_limit": True, "why": "needs 30000 inotify watches"}]
+    with sqlite3.connect(sample_db) as conn:
+        conn.execute("UPDATE daemon SET watched_folders = ?", (json.dumps(folders),))
+    app = make_app(sample_db)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await settle(pilot)
+        text = screen_text(app)
+    assert "/photos (events)" in text
+    assert "/archive (polled: over the inotify watch limit" in text

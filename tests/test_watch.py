@@ -279,3 +279,32 @@ def test_an_inotify_queue_overflow_asks_for_a_rescan() -> None:
     finally:
         detach_overflow_listener(listener)
     assert reasons == ["the kernel's event queue overflowed"]
+
+
+def test_a_folder_over_the_inotify_limit_is_polled_not_ignored(tmp_path: Path, db_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    small, big = tmp_path / "small", tmp_path / "big"
+    small.mkdir()
+    for i in range(4):
+        (big / f"2024-0{i + 1}").mkdir(parents=True)
+    limit = tmp_path / "max_user_watches"
+    limit.write_text("3\n")  # room for small (1 folder), not for big (5)
+    monkeypatch.setattr("daemon.watch.mounts.WATCH_LIMIT_FILE", limit)
+    got = Recorder()
+    settler = Settler(got, settle_seconds=0.1, tick_seconds=0.05).start()
+    config = load_config(check_folders=False)
+    db_path.parent.mkdir(parents=True)
+    with StoreWriter(db_path) as writer:
+        writer.start()
+        router = EventRouter([small, big], Matcher(config), settler, writer, lambda f, r: None)
+        watcher = FolderWatcher([PhotoFolder(small, "events"), PhotoFolder(big, "auto")], "auto", router,
+                                lambda root, why: None, over_limit_polling_seconds=0.2)
+        try:
+            watched = {w.path: w for w in watcher.start()}
+            assert (watched[small].mode, watched[small].over_limit, watched[small].directories) == ("events", False, 1)
+            assert (watched[big].mode, watched[big].over_limit, watched[big].directories) == ("polling", True, 0)
+            assert "needs 5 inotify watches but only 2" in watched[big].why
+            small_photo(big / "2024-03" / "a.jpg", 7)
+            assert wait_for(lambda: [c for c in got.calls if c[0] == big / "2024-03" / "a.jpg"], 10)
+        finally:
+            watcher.stop()
+            settler.stop()

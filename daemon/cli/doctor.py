@@ -108,17 +108,20 @@ def check_database(db: Path) -> Check:
 
 def check_inotify(config: Config) -> Check:
     from ..watch.mounts import RAISE_WATCHES_HINT, inotify_limit
-    from ..watch.watcher import watch_summary
+    from ..watch.watcher import OVER_LIMIT_POLL_SECONDS, watch_summary
 
     folders = watch_summary(config)
     needed = sum(f["directories"] for f in folders)
-    polled = [f["path"] for f in folders if f["mode"] == "polling"]
+    polled = [f["path"] for f in folders if f["mode"] == "polling" and not f["over_limit"]]
+    over = [f["path"] for f in folders if f["over_limit"]]
     limit = inotify_limit()
     extra = f"; polled (network shares or set so): {', '.join(polled)}" if polled else ""
     if limit is None:
         return Check("inotify", "warn", f"{needed} folders to watch; max_user_watches is unknown here{extra}")
-    if needed > limit:
-        return Check("inotify", "fail", f"{needed} folders to watch but fs.inotify.max_user_watches is {limit}: {RAISE_WATCHES_HINT}")
+    if over:
+        return Check("inotify", "fail", f"{needed} folders to watch but fs.inotify.max_user_watches is {limit}: "
+                                        f"{', '.join(over)} will be polled every {OVER_LIMIT_POLL_SECONDS:.0f} s instead "
+                                        f"of watched (changes show up late, each pass stats every file); {RAISE_WATCHES_HINT}")
     if needed > limit * 0.5:
         return Check("inotify", "warn", f"{needed} folders to watch of max_user_watches {limit} (other programs need watches too): "
                                         f"{RAISE_WATCHES_HINT}")

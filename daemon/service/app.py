@@ -276,8 +276,8 @@ class Service:
         limit = inotify_limit()
         needed = sum(w.directories for w in watched)
         if limit is not None and needed > limit * 0.9:
-            log.warning("watching %d folders needs about %d inotify watches but fs.inotify.max_user_watches is %d; "
-                        "changes in some folders will be missed until the hourly rescan: %s",
+            log.warning("watching %d folders holds about %d inotify watches of fs.inotify.max_user_watches %d; "
+                        "a folder added later may not fit and would be polled: %s",
                         len(watched), needed, limit, RAISE_WATCHES_HINT)
         if self._overflow is not None:
             detach_overflow_listener(self._overflow)
@@ -381,8 +381,8 @@ class Service:
             "heartbeat": time.time(), "queue_depth": (self.pipeline.queue_depth() if self.pipeline else 0)
             + (self.settler.pending() if self.settler else 0),
             "photos_per_min": self.photos_per_minute(),
-            "watched_folders": json.dumps([{"path": str(w.path), "mode": w.mode, "why": w.why, "directories": w.directories}
-                                           for w in watched]),
+            "watched_folders": json.dumps([{"path": str(w.path), "mode": w.mode, "why": w.why, "directories": w.directories,
+                                            "over_limit": w.over_limit} for w in watched]),
             "inotify_watches": sum(w.directories for w in watched), "inotify_limit": inotify_limit(),
             "status_text": self.status_text(),
         }

@@ -16,6 +16,7 @@ the affected folder (``on_rescan``), so no change is lost.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import threading
@@ -30,7 +31,7 @@ from watchdog.events import (
 )
 
 from ..scoring.record import mark_deleted
-from .mounts import choose_mode, count_directories, read_mounts
+from .mounts import RAISE_WATCHES_HINT, choose_mode, count_directories, inotify_limit, read_mounts
 from .moves import mark_folder_deleted, move_folder, move_path
 from .settle import Settler
 
@@ -47,12 +48,18 @@ WATCHED_EVENTS = [FileCreatedEvent, FileModifiedEvent, FileClosedEvent, FileMove
                   DirCreatedEvent, DirMovedEvent, DirDeletedEvent]
 
 
+#: how often a folder polled because inotify has no watches left for it is walked
+#: (a pass stats every file, so not every few seconds as for a small network share)
+OVER_LIMIT_POLL_SECONDS = 60.0
+
+
 @dataclass(frozen=True)
 class WatchedFolder:
     path: Path
     mode: str  # events or polling
     why: str
-    directories: int
+    directories: int  # inotify watches it holds (0 when polled)
+    over_limit: bool = False  # polled because fs.inotify.max_user_watches has no room for it
 
 
 class EventRouter(FileSystemEventHandler):
@@ -148,15 +155,21 @@ class EventRouter(FileSystemEventHandler):
 
 
 class FolderWatcher:
-    """One watchdog observer per photo folder (inotify, or polling on network shares)."""
+    """One watchdog observer per photo folder (inotify, or polling on network shares).
+
+    A folder whose tree needs more inotify watches than fs.inotify.max_user_watches
+    has left (after the folders started before it), or that the kernel refuses a
+    watch for, is polled instead of left unwatched, and says why."""
 
     def __init__(self, folders: Sequence["PhotoFolder"], default_mode: str, router: EventRouter,
-                 on_rescan: Callable[[Path, str], None], *, polling_seconds: float = 5.0):
+                 on_rescan: Callable[[Path, str], None], *, polling_seconds: float = 5.0,
+                 over_limit_polling_seconds: float = OVER_LIMIT_POLL_SECONDS):
         self.folders = list(folders)
         self.default_mode = default_mode
         self.router = router
         self.on_rescan = on_rescan
         self.polling_seconds = polling_seconds
+        self.over_limit_polling_seconds = over_limit_polling_seconds
         self._observers: dict[Path, Any] = {}
         self._unwatched_since: dict[Path, float] = {}  # folder -> monotonic time health() found it unwatched
         self.watched: dict[Path, WatchedFolder] = {}
@@ -173,10 +186,41 @@ class FolderWatcher:
             log.warning("photo folder %s is missing (unmounted?); watching starts when it appears", path)
             return
         chosen, why = choose_mode(path, mode, mounts)
-        if chosen == "polling":
+        dirs = 0
+        over_limit = False
+        if chosen == "events":
+            dirs = count_directories(path, self.router.matcher.ignored)
+            limit = inotify_limit()
+            with self._lock:
+                used = sum(w.directories for p, w in self.watched.items() if p != path)
+            if limit is not None and used + dirs > limit:
+                chosen, over_limit = "polling", True
+                why = (f"needs {dirs} inotify watches but only {max(0, limit - used)} of fs.inotify.max_user_watches "
+                       f"{limit} are left")
+        try:
+            observer = self._observer(path, chosen, over_limit)
+        except OSError as exc:
+            if chosen != "events" or exc.errno not in (errno.ENOSPC, errno.EMFILE):
+                raise
+            # other programs hold watches too: the kernel ran out before our count did
+            chosen, over_limit = "polling", True
+            why = f"the kernel refused an inotify watch ({exc.strerror or exc})"
+            observer = self._observer(path, chosen, over_limit)
+        if over_limit:
+            dirs = 0
+            log.warning("cannot watch %s with inotify: %s; polling it every %.0f s instead, so changes show up late: %s",
+                        path, why, self.over_limit_polling_seconds, RAISE_WATCHES_HINT)
+        with self._lock:
+            self._observers[path] = observer
+            self.watched[path] = WatchedFolder(path, chosen, why, dirs, over_limit)
+        log.info("watching %s (%s: %s)", path, chosen, why)
+
+    def _observer(self, path: Path, mode: str, over_limit: bool) -> Any:
+        """A started observer of ``path``; raises OSError when inotify refuses it."""
+        if mode == "polling":
             from watchdog.observers.polling import PollingObserver
 
-            observer: Any = PollingObserver(timeout=self.polling_seconds)
+            observer: Any = PollingObserver(timeout=self.over_limit_polling_seconds if over_limit else self.polling_seconds)
         else:
             from watchdog.observers import Observer
 
@@ -184,12 +228,12 @@ class FolderWatcher:
         observer.name = f"watch-{path.name or 'root'}"
         observer.schedule(self.router, str(path), recursive=True, event_filter=WATCHED_EVENTS)
         observer.daemon = True
-        observer.start()
-        dirs = count_directories(path, self.router.matcher.ignored) if chosen == "events" else 0
-        with self._lock:
-            self._observers[path] = observer
-            self.watched[path] = WatchedFolder(path, chosen, why, dirs)
-        log.info("watching %s (%s: %s)", path, chosen, why)
+        try:
+            observer.start()
+        except BaseException:
+            self._stop_observer(observer)
+            raise
+        return observer
 
     def check(self) -> list[Path]:
         """Restart observers that died and start those whose folder came back; returns the
@@ -283,10 +327,15 @@ def watch_summary(config: "Config") -> list[dict[str, Any]]:
     from ..scoring.scan import Matcher
 
     matcher = Matcher(config)
+    limit = inotify_limit()
+    used = 0
     out = []
     for folder in config.photos:
         mode = folder.watch_mode if folder.watch_mode != "auto" else config.watch_mode
         chosen, why = choose_mode(folder.path, mode, mounts)
         dirs = count_directories(folder.path, matcher.ignored) if folder.path.is_dir() and chosen == "events" else 0
-        out.append({"path": str(folder.path), "mode": chosen, "why": why, "directories": dirs})
+        over = limit is not None and chosen == "events" and used + dirs > limit  # as FolderWatcher decides it
+        used += 0 if over else dirs
+        out.append({"path": str(folder.path), "mode": "polling" if over else chosen, "why": why, "directories": dirs,
+                    "over_limit": over})
     return out

@@ -19,6 +19,7 @@ from .common import HEARTBEAT_STALE_SECONDS, TELEMETRY_WINDOW_SECONDS, parse_jso
 class WatchedFolder:
     path: str
     mode: str
+    over_limit: bool = False  # polled because inotify had no watches left for it
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,8 @@ def daemon_status(reader: StoreReader) -> DaemonStatus | None:
     if row is None:
         return None
     folders = tuple(
-        WatchedFolder(str(f.get("path", "?")), str(f.get("mode", "?"))) if isinstance(f, dict) else WatchedFolder(str(f), "?")
+        WatchedFolder(str(f.get("path", "?")), str(f.get("mode", "?")), bool(f.get("over_limit")))
+        if isinstance(f, dict) else WatchedFolder(str(f), "?")
         for f in parse_json(row.get("watched_folders"), [])
     )
     return DaemonStatus(

@@ -35,8 +35,11 @@ def _daemon_lines(data: Overview, now: float) -> list[tuple[str, Text | str]]:
     rows.append(("Heartbeat", beat))
     speed = f"{d.photos_per_min:.1f} photos/min" if d.photos_per_min is not None else fmt.DASH
     rows.append(("Queue", f"{fmt.number(d.queue_depth)} waiting   speed {speed}"))
-    folders = ", ".join(f"{f.path} ({f.mode})" for f in d.watched_folders) or "none"
-    rows.append(("Watching", folders))
+    folders = Text(", ".join(f"{f.path} ({f.mode})" for f in d.watched_folders if not f.over_limit))
+    for f in (f for f in d.watched_folders if f.over_limit):
+        folders.append(", " if folders.plain else "")
+        folders.append(f"{f.path} (polled: over the inotify watch limit; raise fs.inotify.max_user_watches)", style="bold red")
+    rows.append(("Watching", folders if folders.plain else "none"))
     if d.inotify_limit:
         used = d.inotify_watches or 0
         share = used / d.inotify_limit
