@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -142,18 +143,24 @@ def apply_batch(db: sqlite_utils.Database, plan: Plan, album: AlbumConfig, run_i
     changes.note(desired - old, removed)
 
 
-def finish_run(db: sqlite_utils.Database, scope: RunScope, album: AlbumConfig, run_id: int, trigger: str,
-               changes: Changes) -> SelectionResult:
-    """After the last batch: clear what no batch covered (a full run), apply the size
-    policy, record the changes and close the run."""
+def stray_rows(conn: sqlite3.Connection) -> tuple[list[int], list[int]]:
+    """After a full run's batches (on the read connection): candidates and picks of
+    images no batch saw (deleted from the table, or no longer scored meanwhile)."""
+    def strays(table: str) -> list[int]:
+        return [r[0] for r in conn.execute(
+            f"SELECT t.image_id FROM {table} t LEFT JOIN images i ON i.id = t.image_id WHERE i.id IS NULL OR i.status != 'scored'")]
+    return strays("album_candidates"), strays("picks")
+
+
+def settle_run(db: sqlite_utils.Database, album: AlbumConfig, run_id: int, changes: Changes,
+               strays: tuple[list[int], list[int]]) -> None:
+    """After the last batch: clear the strays, apply the size policy and record the changes."""
     conn = db.conn
-    live = "SELECT id FROM images WHERE status = 'scored'"
-    if scope.mode == "full":  # rows no batch saw: images deleted from the table, or gone between reads
-        conn.execute(f"DELETE FROM album_candidates WHERE image_id NOT IN ({live})")
-        if album.policy == "best_per_cluster":
-            stray = {r[0] for r in conn.execute(f"SELECT image_id FROM picks WHERE image_id NOT IN ({live})")}
-            conn.executemany("DELETE FROM picks WHERE image_id = ?", [(i,) for i in sorted(stray)])
-            changes.note(set(), stray)
+    candidates, picks = strays
+    conn.execute("DELETE FROM album_candidates WHERE image_id IN (SELECT value FROM json_each(?))", (_in(candidates),))
+    gone = {r[0] for r in conn.execute("SELECT image_id FROM picks WHERE image_id IN (SELECT value FROM json_each(?))", (_in(picks),))}
+    conn.executemany("DELETE FROM picks WHERE image_id = ?", [(i,) for i in sorted(gone)])
+    changes.note(set(), gone)
     if album.policy != "best_per_cluster":
         old = {r[0] for r in conn.execute("SELECT image_id FROM picks")}
         everything = conn.execute("SELECT cluster, image_id, unit_score, forced FROM album_candidates").fetchall()
@@ -169,31 +176,45 @@ def finish_run(db: sqlite_utils.Database, scope: RunScope, album: AlbumConfig, r
             (run_id, _in(desired)),
         )
         changes.note(desired - old, removed)
-    added, removed = sorted(changes.added), sorted(changes.removed)
     conn.executemany(
         "INSERT INTO pick_changes (run_id, image_id, change) VALUES (?, ?, ?)",
-        [(run_id, i, "added") for i in added] + [(run_id, i, "removed") for i in removed],
+        [(run_id, i, "added") for i in sorted(changes.added)] + [(run_id, i, "removed") for i in sorted(changes.removed)],
     )
-    total_picks = int(conn.execute("SELECT count(*) FROM picks").fetchone()[0])
-    photos = int(conn.execute("SELECT count(*) FROM images WHERE status = 'scored'").fetchone()[0])
-    moments = int(conn.execute("SELECT count(DISTINCT moment) FROM images").fetchone()[0])
-    clusters = int(conn.execute("SELECT count(DISTINCT cluster) FROM album_candidates").fetchone()[0])
+
+
+def run_counts(conn: sqlite3.Connection) -> dict[str, int]:
+    """The album's totals, counted on the read connection (not inside a write transaction)."""
+    def one(sql: str) -> int:
+        return int(conn.execute(sql).fetchone()[0])
+
+    return {
+        "photos": one("SELECT count(*) FROM images WHERE status = 'scored'"),
+        "moments": one("SELECT count(DISTINCT moment) FROM images"),
+        "clusters": one("SELECT count(DISTINCT cluster) FROM album_candidates"),
+        "picks": one("SELECT count(*) FROM picks"),
+    }
+
+
+def close_run(db: sqlite_utils.Database, scope: RunScope, run_id: int, trigger: str, changes: Changes,
+              counts: dict[str, int]) -> SelectionResult:
+    """Record the run as finished, with its totals; returns what it did."""
     finished = time.time()
-    conn.execute(
+    db.conn.execute(
         "UPDATE selection_runs SET finished = ?, photos = ?, moments = ?, moments_recomputed = ?, clusters = ?, picks = ?,"
         " added = ?, removed = ? WHERE id = ?",
-        (finished, photos, moments, scope.moments_recomputed, clusters, total_picks, len(added), len(removed), run_id),
+        (finished, counts["photos"], counts["moments"], scope.moments_recomputed, counts["clusters"], counts["picks"],
+         len(changes.added), len(changes.removed), run_id),
     )
     return SelectionResult(
         run_id=run_id,
         trigger=trigger,
         mode=scope.mode,
-        photos=photos,
-        moments=moments,
+        photos=counts["photos"],
+        moments=counts["moments"],
         moments_recomputed=scope.moments_recomputed,
-        clusters=clusters,
-        picks=total_picks,
-        added=tuple(added),
-        removed=tuple(removed),
+        clusters=counts["clusters"],
+        picks=counts["picks"],
+        added=tuple(sorted(changes.added)),
+        removed=tuple(sorted(changes.removed)),
         seconds=finished - scope.started,
     )

@@ -106,7 +106,7 @@ def plan_run(
     comparator: Comparator | None,
     started: float,
     full: bool = False,
-    batch_photos: int = BATCH_PHOTOS,
+    batch_photos: int | None = None,
 ) -> tuple[RunScope, Iterator[Plan]]:
     """Decide what this run covers and plan it lazily, a batch of whole moments at a
     time. ``conn`` is a read connection; the batches read it as they are drawn.
@@ -132,7 +132,7 @@ def plan_run(
         scope.moments_recomputed = len(changed)
         groups = iter(changed)
     model = _embedding_model(conn)
-    return scope, _batches(conn, config, comparator, model, groups, gone, batch_photos)
+    return scope, _batches(conn, config, comparator, model, groups, gone, batch_photos or BATCH_PHOTOS)
 
 
 def _batches(

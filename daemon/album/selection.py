@@ -14,7 +14,7 @@ import time
 from ..config import Config
 from ..store.db import open_db
 from ..store.writer import StoreWriter
-from .apply import Changes, SelectionResult, apply_batch, begin_run, finish_run
+from .apply import Changes, SelectionResult, apply_batch, begin_run, close_run, run_counts, settle_run, stray_rows
 from .choose import Comparator
 from .plan import plan_run
 
@@ -53,7 +53,10 @@ def run_selection(
             changes = Changes()
             for plan in batches:  # one transaction each: the writer serves scoring in between
                 writer.call(lambda db, plan=plan: apply_batch(db, plan, config.album, run_id, changes), timeout=300)
-            result = writer.call(lambda db: finish_run(db, scope, config.album, run_id, trigger, changes), timeout=300)
+            strays = stray_rows(reader.conn) if scope.mode == "full" else ([], [])
+            writer.call(lambda db: settle_run(db, config.album, run_id, changes, strays), timeout=300)
+            counts = run_counts(reader.conn)
+            result = writer.call(lambda db: close_run(db, scope, run_id, trigger, changes, counts))
         finally:
             reader.conn.close()
     except Exception as exc:
