@@ -1,0 +1,137 @@
+"""Large libraries at a size CI affords: the full reselection and the --json
+listings hold a batch, not the library, and a full reselection lets scoring
+commit between its batches (bench/scale.py measures the same at 1 000 000)."""
+
+from __future__ import annotations
+
+import json
+import contextlib
+import sqlite3
+import threading
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from daemon.album import apply as album_apply
+from daemon.album import plan as album_plan
+from daemon.album import run_selection
+from daemon.album.synthetic import SyntheticPhoto, insert_photo, library_photos
+from daemon.cli import main
+from daemon.config import Config
+from daemon.store.writer import StoreWriter
+
+
+def build(db_path: Path, count: int) -> None:
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    with StoreWriter(db_path) as writer:
+        photos = library_photos(count, seed=3, folders=20)
+        writer.call(lambda db: [insert_photo(db, p) for p in photos], timeout=None)
+
+
+def peak_bytes(work) -> int:  # type: ignore[no-untyped-def]
+    tracemalloc.start()
+    try:
+        work()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_full_reselection_holds_a_batch_not_the_library(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(album_plan, "BATCH_PHOTOS", 150)
+    peaks = {}
+    for count in (600, 2400):
+        db = tmp_path / str(count) / "keepers.db"
+        build(db, count)
+        with StoreWriter(db) as writer:
+            peaks[count] = peak_bytes(lambda: run_selection(writer, Config(), full=True, export=False))
+            picked = writer.db.conn.execute("SELECT count(*) FROM picks").fetchone()[0]
+            assert picked > count // 10  # it did pick the whole library
+    # four times the photos, about the same peak (the id/folder/time arrays grow by a few bytes a photo)
+    assert peaks[2400] < 1.5 * peaks[600], peaks
+
+
+def test_a_full_reselection_lets_a_photos_scoring_commit_between_its_batches(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(album_plan, "BATCH_PHOTOS", 100)
+    build(db_path, 800)
+    order: list[str] = []
+    real_apply = album_apply.apply_batch
+    late = SyntheticPhoto("/photos/late/IMG_9999.jpg", 1_900_000_000.0, {"aesthetic": 0.9}, "00000000000000ff")
+
+    with StoreWriter(db_path) as writer:
+        writer.start()
+
+        def apply_batch(db, plan, album, run_id, changes):  # type: ignore[no-untyped-def]
+            order.append("batch")
+            if order.count("batch") == 2:  # a photo finishes scoring while the run is under way
+                writer.submit(lambda db: order.append("scored") or insert_photo(db, late))
+            return real_apply(db, plan, album, run_id, changes)
+
+        monkeypatch.setattr("daemon.album.selection.apply_batch", apply_batch)
+        done = threading.Event()
+        result = {}
+
+        def reselect() -> None:
+            result["run"] = run_selection(writer, Config(), full=True, export=False)
+            done.set()
+
+        thread = threading.Thread(target=reselect)
+        thread.start()
+        thread.join(120)
+        assert done.is_set()
+    batches = order.count("batch")
+    assert batches >= 8
+    # the photo's commit went in while batches were still to come, not after the whole run
+    assert order.index("scored") < len(order) - 1 and order[order.index("scored") + 1] == "batch", order
+    assert result["run"].photos == 801  # the run counts the photo that committed during it
+
+
+class Sink:
+    """stdout that keeps only a count, so the traced peak is the command's own."""
+
+    chars = 0
+
+    def write(self, text: str) -> int:
+        self.chars += len(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def listing_peak(db: Path, command: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, int]:
+    capsys.readouterr()
+    assert main([command, "--json", "--db", str(db)]) == 0
+    rows = len(json.loads(capsys.readouterr().out))
+    with contextlib.redirect_stdout(Sink()):  # type: ignore[type-var]
+        peak = peak_bytes(lambda: main([command, "--json", "--db", str(db)]))
+    return peak, rows
+
+
+@pytest.mark.parametrize("command", ["scores", "picks"])
+def test_json_listings_stream_memory_does_not_grow_with_rows(tmp_path: Path, command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    peaks = {}
+    for count in (500, 4000):
+        db = tmp_path / str(count) / "keepers.db"
+        build(db, count)
+        if command == "picks":
+            with StoreWriter(db) as writer:
+                run_selection(writer, Config(), full=True, export=False)
+        peak, rows = listing_peak(db, command, capsys)
+        expected = sqlite3.connect(db).execute(f"SELECT count(*) FROM {'images' if command == 'scores' else 'picks'}").fetchone()[0]
+        assert rows == expected
+        peaks[count] = peak
+    # eight times the rows, about the same peak: a few records at a time
+    assert peaks[4000] < 1.5 * peaks[500], peaks
+
+
+def test_streamed_json_reads_as_the_list_print_json_writes(capsys: pytest.CaptureFixture[str]) -> None:
+    from daemon.cli.common import print_json, print_json_list
+
+    for value in ([], [{"a": 1, "b": ["x\ny", None]}], [{"a": 1}, {"b": {"c": 2.5}}, "é"]):
+        print_json(value)
+        whole = capsys.readouterr().out
+        assert print_json_list(iter(value)) == len(value)
+        assert capsys.readouterr().out == whole
+
