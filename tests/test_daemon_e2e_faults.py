@@ -193,3 +193,4 @@ def test_kill_9_in_the_middle_of_a_batch_of_commands_carries_each_out_once_after
     runs = query(db, "SELECT COUNT(*) FROM selection_runs WHERE trigger = 'command' AND finished IS NOT NULL")[0][0]
     assert runs == COMMANDS + reruns or (reruns == 1 and runs == COMMANDS), \
         f"{runs} selections for {COMMANDS} commands ({reruns} run again)"
+

@@ -108,6 +108,26 @@ def test_writer_closing_while_the_disk_is_full_fails_the_held_work_instead_of_ha
         held.result(1)
 
 
+
+def test_writer_takes_a_read_only_database_for_a_wait_not_a_failure(db_path: Path) -> None:
+    """SQLITE_READONLY (a file system remounted read-only, a file made read-only) is waited
+    out like a full disk; a mount cannot be remounted read-only under an open database to
+    show it end to end, so this checks the classification on SQLite's real error."""
+    from daemon.store.db import open_db
+    from daemon.store.writer import storage_problem
+
+    open_db(db_path).conn.close()
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        with pytest.raises(sqlite3.OperationalError) as caught:
+            conn.execute("INSERT INTO log (at, level, logger, message) VALUES (0, 'I', 'x', 'y')")
+    finally:
+        conn.close()
+    why = storage_problem(caught.value, db_path)
+    assert why is not None and why.startswith(f"the database {db_path} is read-only (the file or its file system)")
+    assert storage_problem(sqlite3.IntegrityError("UNIQUE constraint failed"), db_path) is None
+
+
 # -- the pipeline --------------------------------------------------------------------------------
 
 
@@ -317,3 +337,17 @@ def test_log_level_config_key_sets_what_the_daemon_logs(photo_dir: Path, db_path
     daemon = Daemon(photo_dir, db_path, config).start()
     assert daemon.terminate() == 0, daemon.log_text()
     assert " DEBUG " in daemon.log_text(), daemon.log_text()
+
+
+def test_dashboard_shows_not_healthy_with_the_reason_from_the_heartbeat(db_path: Path) -> None:
+    from daemon.store import StoreReader
+    from tui.queries import overview
+    from tui.screens.overview import _daemon_lines
+
+    why = "not healthy: the store writer stopped: IntegrityError at commit: FOREIGN KEY constraint failed"
+    with StoreWriter(db_path) as writer:
+        writer.call(lambda db: db["daemon"].upsert({"id": 1, "pid": 4242, "state": "failed", "started": time.time() - 60,
+                                                    "heartbeat": time.time(), "status_text": why}, pk="id"))
+    lines = dict(_daemon_lines(overview(StoreReader(db_path)), time.time()))
+    assert str(lines["Daemon"]).startswith("not running")
+    assert str(lines["Status"]) == why and lines["Status"].style == "bold red"

@@ -81,7 +81,9 @@ def storage_problem(exc: BaseException, path: Path) -> str | None:
 
 
 def _is_busy(exc: BaseException) -> bool:
-    return isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
+    """Another connection holds the database (SQLITE_BUSY or SQLITE_LOCKED): worth a quick retry."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(code, int) and (code & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 class StoreWriter:
