@@ -59,7 +59,7 @@ def test_pin_and_reject_without_a_daemon_write_the_choice_and_repick(db_path: Pa
     assert keepers("reject", "--db", str(db_path), "--json", "/p/x/c.jpg") == 0
     assert json.loads(capsys.readouterr().out.split("\n", 1)[1]) == [{"path": "/p/x/c.jpg", "image_id": library["c"], "choice": "reject", "via": "direct"}]
     keepers("picks", "--db", str(db_path), "--json")
-    assert [p["path"] for p in json.loads(capsys.readouterr().out)] == ["/p/x/b.jpg"]
+    assert [p["path"] for p in json.loads(capsys.readouterr().out)] == ["/p/x/a.jpg", "/p/x/b.jpg"]  # the pin adds b beside a
     assert keepers("unpin", "--db", str(db_path), "/p/x/b.jpg") == 0
     assert capsys.readouterr().out == "unpin: /p/x/b.jpg\n"
     keepers("picks", "--db", str(db_path), "--json")

@@ -71,7 +71,7 @@ def test_the_pick_does_not_depend_on_the_order_of_photos(members: list[Member], 
     picked = {c.image_id for c in a.choices}
     assert not picked & {m.id for m in members if m.manual == "reject"}
     pinned = {m.id for m in members if m.manual == "pin"}
-    assert picked == pinned if pinned else len(picked) <= 1
+    assert pinned <= picked and len(picked - pinned) <= 1  # a pin adds to the cluster's own pick
 
 
 @given(st.lists(hash64, min_size=1, max_size=30), st.integers(0, 20), st.integers(1, 10), st.randoms(use_true_random=False))

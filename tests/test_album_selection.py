@@ -142,6 +142,16 @@ def test_without_a_comparator_the_near_tie_keeps_the_composite_order(writer: Sto
     reason = picks(writer)[top]["reason"]
     assert reason["decided_by"] == "composite"
     assert reason["tiebreak"]["comparator"] is None
+    assert reason["tiebreak"]["note"].startswith("near tie with close.jpg (within 0.05)")
+    assert reason["runner_up"]["path"] == "/p/t/close.jpg"  # the reason names photos, not only row ids
+
+
+def test_an_exact_tie_says_so_and_which_photo_was_kept(writer: StoreWriter) -> None:
+    first = add(writer, SyntheticPhoto("/p/e/a.jpg", T0, {"aesthetic": 0.7}, "aaaaaaaaaaaaaaaa"))
+    add(writer, SyntheticPhoto("/p/e/b.jpg", T0 + 1, {"aesthetic": 0.7}, "aaaaaaaaaaaaaaab"))
+    run_selection(writer, config())
+    note = picks(writer)[first]["reason"]["tiebreak"]["note"]
+    assert note == "exact tie with b.jpg (composite 0.7000); no comparator ready, kept a.jpg, the one keepers found first"
 
 
 def test_floors_veto_closed_eyes_and_blur(writer: StoreWriter) -> None:
@@ -171,8 +181,9 @@ def test_pin_and_reject_hold_across_reselections(writer: StoreWriter) -> None:
     for full in (False, True, False):
         run_selection(writer, config(), full=full)
         chosen = picks(writer)
-        assert worst in chosen and best not in chosen
-        assert chosen[worst]["reason"]["decided_by"] == "pin"
+        # a pin adds: the pinned photo joins the cluster's own pick (here the middle one, the best rejected)
+        assert set(chosen) == {worst, middle}
+        assert chosen[worst]["reason"]["decided_by"] == "pin" and chosen[middle]["reason"]["decided_by"] == "composite"
     writer.call(lambda db: set_choice(db, worst, "unpin"))
     run_selection(writer, config())
     assert set(picks(writer)) == {middle}  # the reject still holds; the pin is gone

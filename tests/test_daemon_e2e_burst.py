@@ -30,7 +30,7 @@ def test_a_burst_through_a_small_queue_is_scored_completely_and_once(tmp_path: P
 
         def passes() -> int | None:
             text = query(daemon.db, "SELECT status_text FROM daemon")[0][0] or ""
-            match = re.search(r"(\d+) scored, 0 queued, 0 settling", text)
+            match = re.search(r"(\d+) scored since start, 0 queued, 0 settling", text)
             return int(match.group(1)) if match else None
 
         assert wait_for(passes, 10) == COUNT

@@ -96,6 +96,8 @@ class KeepersApp(App[None]):
         self.daemon_exit: tuple[int | None, str] | None = None
         #: ids of the command rows this session inserted, newest last
         self.sent_commands: list[int] = []
+        #: photo path -> the choice (pin, unpin, reject) sent for it and not yet seen stored
+        self.asked: dict[str, str] = {}
         self.DEFAULT_MODE = start_mode if self.db_path.exists() else "waiting"  # type: ignore[misc]
         super().__init__()
 
@@ -193,11 +195,16 @@ class KeepersApp(App[None]):
             log.warning("could not queue %s %s: %s", kind, arg, exc)
             self.call_from_thread(self.notify, f"Could not ask the daemon to {what}: {exc}", severity="error")
             return
-        self.call_from_thread(self._sent, command_id, what)
+        self.call_from_thread(self._sent, command_id, what, kind, arg)
 
-    def _sent(self, command_id: int, what: str) -> None:
+    def _sent(self, command_id: int, what: str, kind: str, arg: str | None) -> None:
         self.sent_commands.append(command_id)
+        if kind in ("pin", "unpin", "reject") and arg:
+            self.asked[arg] = kind
         self.notify(f"Asked the daemon to {what} (command #{command_id}).", title="Queued")
+        screen = self.screen
+        if isinstance(screen, DashboardScreen):
+            screen.after_command(kind, arg)
 
     # -- the command palette -------------------------------------------------------------------
 
@@ -215,7 +222,7 @@ class KeepersApp(App[None]):
         photo = self._target(screen, "selected_photo")
         if photo:
             name = photo.rsplit("/", 1)[-1]
-            yield SystemCommand(f"Pin {name}", "Always keep this photo in the album (k)", partial(self.send_command, "pin", photo))
+            yield SystemCommand(f"Pin {name}", "Also keep this photo in the album, beside its group's pick (k)", partial(self.send_command, "pin", photo))
             yield SystemCommand(f"Unpin {name}", "Let the selection decide about this photo again (u)", partial(self.send_command, "unpin", photo))
             yield SystemCommand(f"Reject {name}", "Never put this photo in the album (x)", partial(self.send_command, "reject", photo))
 

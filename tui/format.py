@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
+    from rich.text import Text
 
 DASH = "—"
 
@@ -88,6 +89,35 @@ def first_line(text: str | None, width: int = 60) -> str:
         return ""
     line = text.strip().splitlines()[0] if text.strip() else ""
     return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def short_names(paths: "list[str]") -> "list[str]":
+    """Each path's file name, with as many parent folders as it takes to tell apart
+    the paths that share a name (``2024/IMG_1007.JPG`` beside ``2025/IMG_1007.JPG``)."""
+    parts = [p.split("/") for p in paths]
+    depth = [1] * len(paths)
+    while True:
+        names = ["/".join(pp[-d:]) for pp, d in zip(parts, depth)]
+        seen: dict[str, list[int]] = {}
+        for i, name in enumerate(names):
+            seen.setdefault(name, []).append(i)
+        clashes = [i for same in seen.values() if len(same) > 1 for i in same if depth[i] < len(parts[i])]
+        if not clashes:
+            return names
+        for i in clashes:
+            depth[i] += 1
+
+
+def path_lines(path: str) -> "Text":
+    """A path as its file name (bold) over its folder: long paths wrap between the two,
+    not in the middle of the name."""
+    from rich.text import Text
+
+    folder, _, name = path.rpartition("/")
+    text = Text(name, style="bold")
+    if folder:
+        text.append(f"\nin {folder}", style="dim")
+    return text
 
 
 #: below this many columns, detail panes stack each label over its value's line

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping, Protocol, Sequence, runtime_checkable
@@ -101,6 +102,10 @@ def rank_key(member: Member) -> tuple[float, int]:
     return (-(member.composite if member.composite is not None else -1.0), member.id)
 
 
+def _name(member: Member) -> str:
+    return os.path.basename(member.path)
+
+
 def choose_cluster(
     cluster: int,
     members: Sequence[Member],
@@ -112,12 +117,16 @@ def choose_cluster(
 ) -> ClusterPick:
     """The photos this cluster puts in the album, with their reasons.
 
-    - A rejected photo is never chosen. A pinned one always is (and then only
-      the pinned ones are chosen from an ordinary cluster).
+    - A rejected photo is never chosen. A pinned one always is, in addition
+      to the cluster's own pick: a pin means "also keep this one" (to replace
+      the pick, pin one photo and reject the other).
     - A bracket or panorama is chosen whole (rejected frames left out).
     - Otherwise the highest composite among the photos no floor vetoes; when
       the runner-up is within ``tiebreak_margin`` and a comparator is given,
       the comparator decides between them.
+
+    Reasons name the other photos by file (``path``) beside their ids, so they
+    read as photos, not rows.
     """
     size = len(members)
     live = [m for m in members if m.manual != "reject"]
@@ -133,13 +142,33 @@ def choose_cluster(
             reason["set"] = {"kind": kind, "frames": len(frames)}
             choices.append(Choice(m.id, rank, m.composite, reason, forced=bool(pinned)))
         return ClusterPick(cluster, kind, tuple(choices), unit)
-    if pinned:
-        choices = []
-        for rank, m in enumerate(pinned, 1):
+    chosen: list[tuple[Member, dict[str, Any], bool]] = []
+    best = _best_by_score(cluster, live, size, kind, floors, tiebreak_margin, comparator)
+    if best is not None:
+        chosen.append((best[0], best[1], best[0].manual == "pin"))
+    for m in pinned:
+        if best is None or m.id != best[0].id:
             reason = _base_reason(m, size, kind)
             reason["decided_by"] = "pin"
-            choices.append(Choice(m.id, rank, m.composite, reason, forced=True))
-        return ClusterPick(cluster, kind, tuple(choices), pinned[0].composite)
+            chosen.append((m, reason, True))
+    if not chosen:
+        return ClusterPick(cluster, kind, (), None)
+    chosen.sort(key=lambda c: rank_key(c[0]))
+    choices = tuple(Choice(m.id, rank, m.composite, reason, forced=forced) for rank, (m, reason, forced) in enumerate(chosen, 1))
+    scores = [m.composite for m, _, _ in chosen if m.composite is not None]
+    return ClusterPick(cluster, kind, choices, max(scores) if scores else None)
+
+
+def _best_by_score(
+    cluster: int,
+    live: list[Member],
+    size: int,
+    kind: ClusterKind,
+    floors: Floors,
+    tiebreak_margin: float,
+    comparator: Comparator | None,
+) -> tuple[Member, dict[str, Any]] | None:
+    """The cluster's own pick among ``live`` (composite, floors, tie-break) with its reason; None when none is eligible."""
     vetoed: dict[int, dict[str, dict[str, Any]]] = {}
     eligible: list[Member] = []
     for m in live:
@@ -149,24 +178,33 @@ def choose_cluster(
         elif m.composite is not None:
             eligible.append(m)
     if not eligible:
-        return ClusterPick(cluster, kind, (), None)
+        return None
     eligible.sort(key=rank_key)
     best = eligible[0]
     decided_by = "composite"
     tiebreak: dict[str, Any] | None = None
     contenders = [m for m in eligible[1:] if best.composite - m.composite <= tiebreak_margin]  # type: ignore[operator]
     if contenders:
-        tiebreak = {"margin": tiebreak_margin, "contenders": [m.id for m in contenders]}
+        tiebreak = {"margin": tiebreak_margin, "contenders": [m.id for m in contenders],
+                    "contender_paths": [m.path for m in contenders]}
+        exact = [m for m in contenders if m.composite == best.composite]
         if comparator is None:
             tiebreak["comparator"] = None
-            tiebreak["note"] = "near tie; no comparator ready, kept the higher composite"
+            if exact:
+                tiebreak["note"] = (f"exact tie with {', '.join(_name(m) for m in exact)} (composite {best.composite:.4f}); "
+                                    f"no comparator ready, kept {_name(best)}, the one keepers found first")
+            else:
+                tiebreak["note"] = (f"near tie with {', '.join(_name(m) for m in contenders)} (within {tiebreak_margin:g}); "
+                                    f"no comparator ready, kept the higher composite")
         else:
             champion = best
             bouts = []
             try:
                 for other in contenders:
                     winner, confidence = comparator.compare(Path(champion.path), Path(other.path))
-                    bouts.append({"a": champion.id, "b": other.id, "winner": (champion if winner == 0 else other).id, "confidence": round(float(confidence), 4)})
+                    won = champion if winner == 0 else other
+                    bouts.append({"a": champion.id, "b": other.id, "winner": won.id, "winner_path": won.path,
+                                  "confidence": round(float(confidence), 4)})
                     if winner == 1:
                         champion = other
                 best = champion
@@ -183,7 +221,9 @@ def choose_cluster(
         reason["tiebreak"] = tiebreak
     if vetoed:
         reason["floors"] = {str(pid): v for pid, v in sorted(vetoed.items())}
+        paths = {m.id: m.path for m in live}
+        reason["floor_paths"] = {str(pid): paths[pid] for pid in sorted(vetoed)}
     runner_up = next((m for m in eligible if m.id != best.id), None)
     if runner_up is not None:
-        reason["runner_up"] = {"id": runner_up.id, "composite": runner_up.composite}
-    return ClusterPick(cluster, kind, (Choice(best.id, 1, best.composite, reason),), best.composite)
+        reason["runner_up"] = {"id": runner_up.id, "path": runner_up.path, "composite": runner_up.composite}
+    return best, reason

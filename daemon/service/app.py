@@ -361,7 +361,8 @@ class Service:
         storage = self.writer.waiting_for_storage if self.writer is not None else None
         if storage:
             return f"waiting: {storage}; {depth} photo(s) held until it can be written, nothing is lost"
-        return (f"{self.state}: {scored} scored, {depth} queued, {waiting} settling, "
+        # "since start": beside the library's count on the dashboard, a bare "0 scored" read as "none"
+        return (f"{self.state}: {scored} scored since start, {depth} queued, {waiting} settling, "
                 f"{self.photos_per_minute():.0f} photos/min")
 
     def photos_per_minute(self) -> float:

@@ -26,6 +26,7 @@ class PhotoRow:
     error: str | None
     taken_at: float | None
     manual: str | None = None
+    picked: bool = False
 
     @property
     def name(self) -> str:
@@ -68,7 +69,8 @@ def photo_page(reader: StoreReader, q: PhotoQuery) -> PhotoPage:
     total = int(reader.scalar(f"SELECT count(*) FROM images WHERE {where}", tuple(params)) or 0)
     rows = reader.query(
         f"SELECT i.id, i.path, i.status, i.composite, i.groups_json, i.coverage, i.error, i.taken_at,"
-        f" (SELECT choice FROM manual_choices m WHERE m.image_id = i.id) AS manual"
+        f" (SELECT choice FROM manual_choices m WHERE m.image_id = i.id) AS manual,"
+        f" EXISTS (SELECT 1 FROM picks p WHERE p.image_id = i.id) AS picked"
         f" FROM images i WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
         (*params, q.limit, q.offset),
     )
@@ -86,6 +88,7 @@ def photo_page(reader: StoreReader, q: PhotoQuery) -> PhotoPage:
                 error=r["error"],
                 taken_at=r["taken_at"],
                 manual=r["manual"],
+                picked=bool(r["picked"]),
             )
             for r in rows
         ),
@@ -142,6 +145,7 @@ def photo_detail(reader: StoreReader, image_id: int) -> PhotoDetail | None:
         error=r["error"],
         taken_at=r["taken_at"],
         manual=r["manual"],
+        picked=bool(r["picked"]),
     )
     return PhotoDetail(
         photo=photo,
@@ -170,6 +174,7 @@ class PickRow:
     composite: float | None
     reason: dict[str, Any]
     manual: str | None
+    taken_at: float | None = None
 
     @property
     def name(self) -> str:
@@ -210,13 +215,18 @@ def _reason(text: str | None) -> dict[str, Any]:
 
 
 def album_view(reader: StoreReader, offset: int = 0, limit: int = PAGE_SIZE, changes_limit: int = 50) -> AlbumView:
-    """A page of the album ordered by moment, cluster and rank, and what the last run changed."""
+    """A page of the album in the order the photos were taken, and what the last run changed.
+
+    Moments follow each other by time (a moment's id is a row id: moment 10 may
+    be older than moment 1); a photo without a capture time goes by its file time.
+    """
     run = last_selection_run(reader)
     rows = reader.query(
         "SELECT p.image_id, i.path, p.moment, p.cluster, p.rank, p.composite, p.reason,"
+        " coalesce(i.taken_at, i.mtime_ns / 1e9) AS taken_at,"
         " (SELECT choice FROM manual_choices m WHERE m.image_id = p.image_id) AS manual"
         " FROM picks p JOIN images i ON i.id = p.image_id"
-        " ORDER BY p.moment, p.cluster, p.rank, p.image_id LIMIT ? OFFSET ?",
+        " ORDER BY coalesce(i.taken_at, i.mtime_ns / 1e9), p.moment, p.cluster, p.rank, p.image_id LIMIT ? OFFSET ?",
         (limit, offset),
     )
     picks = tuple(
@@ -229,6 +239,7 @@ def album_view(reader: StoreReader, offset: int = 0, limit: int = PAGE_SIZE, cha
             composite=r["composite"],
             reason=_reason(r["reason"]),
             manual=r["manual"],
+            taken_at=r["taken_at"],
         )
         for r in rows
     )

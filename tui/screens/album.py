@@ -21,10 +21,17 @@ from daemon.store import StoreReader
 from .. import format as fmt
 from ..queries import PAGE_SIZE, AlbumView, PickRow, Sibling, album_view, cluster_siblings
 from ..widgets.tables import cursor_key, refill
-from .base import DashboardScreen, read_in_thread
+from .base import DashboardScreen, asked_note, read_in_thread
 
-#: reason keys shown first, in this order; any others follow as they come
-REASON_ORDER = ("decided_by", "manual", "groups", "coverage", "floors", "tiebreak")
+#: reason keys rendered by :func:`reason_fields` itself; any others follow as they come
+KNOWN_REASON_KEYS = {
+    "decided_by", "manual", "groups", "coverage", "composite", "cluster_size", "kind", "set", "runner_up",
+    "tiebreak", "floors", "floor_paths", "companions",
+}
+#: the "Not picked" table's columns; below fmt.NARROW_COLUMNS the composite gives way (Δ says how far behind)
+SIBLING_COLUMNS = ("Not picked", "Comp", "Δ", "Note")
+SIBLING_COLUMNS_NARROW = ("Not picked", "Δ", "Note")
+GROUP_WORDS = {"cluster": "lookalikes", "bracket": "exposure bracket", "panorama": "panorama"}
 
 
 def _value(value: Any) -> str:
@@ -37,6 +44,29 @@ def _value(value: Any) -> str:
     return fmt.DASH if value is None else str(value)
 
 
+def _file(path: Any, image_id: Any = None) -> str:
+    """A photo as its file name; a reason written before names were stored has only the id."""
+    if isinstance(path, str) and path:
+        return path.rsplit("/", 1)[-1]
+    return f"photo #{image_id}" if image_id is not None else fmt.DASH
+
+
+def _tiebreak(tiebreak: dict[str, Any]) -> str:
+    if tiebreak.get("note"):
+        return str(tiebreak["note"])
+    if tiebreak.get("error"):
+        return f"{tiebreak.get('comparator')} failed ({tiebreak['error']}); kept the higher composite"
+    names = {}
+    for bout in tiebreak.get("bouts") or ():
+        names[bout.get("winner")] = _file(bout.get("winner_path"), bout.get("winner"))
+    bouts = tiebreak.get("bouts") or ()
+    if bouts:
+        last = bouts[-1]
+        return (f"{tiebreak.get('comparator')} preferred {names.get(last.get('winner'))} "
+                f"(confidence {last.get('confidence', 0):.2f}) over {len(bouts)} near tie(s)")
+    return _value(tiebreak)
+
+
 def _vetoed(pick: PickRow | None, image_id: int) -> str:
     """What kept a sibling out, in the reason's words ('eyes closed'), or ''."""
     floors = (pick.reason.get("floors") or {}) if pick else {}
@@ -46,15 +76,47 @@ def _vetoed(pick: PickRow | None, image_id: int) -> str:
     return ", ".join(str(v.get("says") or name) for name, v in vetoes.items() if isinstance(v, dict))
 
 
-def reason_fields(pick: PickRow, *, narrow: bool = False) -> RenderableType:
-    """The pick and its reason JSON as label/value rows, known keys first."""
-    rows: list[tuple[str, object]] = [
-        ("Pick", Text(pick.path)),
-        ("Composite", fmt.score(pick.composite)),
-        ("Place", f"moment {pick.moment} · cluster {pick.cluster} · rank {pick.rank}"),
-    ]
-    keys = [k for k in REASON_ORDER if k in pick.reason] + [k for k in pick.reason if k not in REASON_ORDER]
-    rows += [(key.replace("_", " ").capitalize(), _value(pick.reason[key])) for key in keys]
+def _vetoes(vetoes: dict[str, Any]) -> str:
+    """'sharpness 0.05 < 0.2' for each floor a photo fell below."""
+    return ", ".join(f"{v.get('says') or name} ({name} {v.get('value', 0):.2f} < {v.get('floor', 0):g})"
+                     for name, v in vetoes.items() if isinstance(v, dict))
+
+
+def reason_fields(pick: PickRow, *, narrow: bool = False, asked: str | None = None) -> RenderableType:
+    """The pick and why it won, as label/value rows that name photos by file."""
+    reason = pick.reason
+    rows: list[tuple[str, object]] = [("Pick", fmt.path_lines(pick.path))]
+    if asked:
+        rows.append(("Asked", Text(asked, style="bold yellow")))
+    rows.append(("Composite", fmt.score(pick.composite)))
+    rows.append(("Taken", fmt.timestamp(pick.taken_at)))
+    size, kind = reason.get("cluster_size"), str(reason.get("kind") or "cluster")
+    if size:
+        rows.append(("Group", f"{size} {GROUP_WORDS.get(kind, kind)}" if kind == "cluster" else f"{GROUP_WORDS.get(kind, kind)} of {size}"))
+    decided = pick.decided_by or fmt.DASH
+    manual = pick.manual or reason.get("manual")
+    if manual == "pin":
+        decided += " · pinned by hand (kept beside the group's own pick)" if decided != "pin" else " by hand (kept beside the group's own pick)"
+    rows.append(("Decided by", decided))
+    groups = reason.get("groups")
+    if isinstance(groups, dict) and groups:
+        rows.append(("Groups", " · ".join(f"{k} {_value(v)}" for k, v in groups.items())))
+    if reason.get("coverage") is not None:
+        rows.append(("Coverage", _value(reason.get("coverage"))))
+    runner = reason.get("runner_up")
+    if isinstance(runner, dict):
+        comp = runner.get("composite")
+        gap = f" ({comp - pick.composite:+.3f})" if isinstance(comp, (int, float)) and pick.composite is not None else ""
+        rows.append(("Runner-up", f"{_file(runner.get('path'), runner.get('id'))} {_value(comp)}{gap}"))
+    if isinstance(reason.get("tiebreak"), dict):
+        rows.append(("Tie", _tiebreak(reason["tiebreak"])))
+    floors = reason.get("floors")
+    if isinstance(floors, dict) and floors:
+        paths = reason.get("floor_paths") or {}
+        rows.append(("Vetoed", "; ".join(f"{_file(paths.get(pid), pid)} ({_vetoes(v)})" for pid, v in floors.items())))
+    if reason.get("companions"):
+        rows.append(("Also", ", ".join(_file(p) for p in reason["companions"])))
+    rows += [(key.replace("_", " ").capitalize(), _value(value)) for key, value in reason.items() if key not in KNOWN_REASON_KEYS]
     return fmt.fields(rows, narrow=narrow)
 
 
@@ -79,14 +141,15 @@ class AlbumScreen(DashboardScreen[AlbumView]):
         with Horizontal(id="album-body"):
             with Vertical(id="album-list"):
                 table: DataTable[str | Text] = DataTable(id="album-table", cursor_type="row", zebra_stripes=True)
-                table.add_columns("Mom", "Clu", "Photo", "Comp", "By")
+                table.add_columns("Taken", "Photo", "Comp", "By")
                 yield table
                 yield Static("", id="album-changes")
-            with VerticalScroll(id="album-detail-pane"):
+            # not focusable itself: one Tab goes from the picks straight to "Not picked"
+            pane = VerticalScroll(id="album-detail-pane")
+            pane.can_focus = False
+            with pane:
                 yield Static("", id="album-reason")
-                siblings: DataTable[str | Text] = DataTable(id="album-siblings", cursor_type="row")
-                siblings.add_columns("Not picked", "Comp", "Δ", "Note")
-                yield siblings
+                yield DataTable(id="album-siblings", cursor_type="row")
 
     def load_params(self) -> int:
         return self.page_offset
@@ -96,29 +159,31 @@ class AlbumScreen(DashboardScreen[AlbumView]):
 
     def show(self, data: AlbumView) -> None:
         rows = []
-        previous: tuple[int | None, int | None] | None = None
-        for p in data.picks:
-            same_moment = previous is not None and previous[0] == p.moment
+        previous: int | None = None
+        names = fmt.short_names([p.path for p in data.picks])
+        for p, name in zip(data.picks, names):
+            first_of_moment = previous is None or previous != p.moment
             rows.append(
                 (
                     str(p.image_id),
                     (
-                        "" if same_moment else str(p.moment),
-                        "" if same_moment and previous == (p.moment, p.cluster) else str(p.cluster),
-                        p.name,
+                        fmt.timestamp(p.taken_at)[5:16] if first_of_moment else "",  # 11-23 17:00; the year is in the detail
+                        name,
                         fmt.score(p.composite),
                         p.manual or p.decided_by,
                     ),
                 )
             )
-            previous = (p.moment, p.cluster)
+            previous = p.moment
         table = self.query_one("#album-table", DataTable)
         refill(table, rows)
         self._show_changes(data)
         key = cursor_key(table)
         if key is None:
+            self._detail_for = None
             self._show_pick(None, ())
-        elif int(key) != self._detail_for:
+        else:
+            # every refresh: a pin, reject or run changes the cluster's other photos under the same pick
             self._load_siblings(int(key))
 
     def status_text(self, data: AlbumView) -> str:
@@ -174,26 +239,31 @@ class AlbumScreen(DashboardScreen[AlbumView]):
             return None
         return next((p for p in self.data.picks if p.image_id == image_id), None)
 
+    def redraw_detail(self) -> None:
+        self._show_pick(self._detail_for, self.cluster_others)
+
     def _show_pick(self, image_id: int | None, siblings: tuple[Sibling, ...]) -> None:
         pick = self._pick(image_id)
         self.cluster_others = siblings
         narrow = self.size.width < fmt.NARROW_COLUMNS
-        self.query_one("#album-reason", Static).update(reason_fields(pick, narrow=narrow) if pick else "The album is empty.")
-        refill(
-            self.query_one("#album-siblings", DataTable),
-            [
-                (
-                    str(s.image_id),
-                    (
-                        s.name,
-                        fmt.score(s.composite),
-                        f"{s.composite - pick.composite:+.3f}" if pick and s.composite is not None and pick.composite is not None else fmt.DASH,
-                        s.manual or _vetoed(pick, s.image_id) or (s.status if s.status != "scored" else ""),
-                    ),
-                )
-                for s in siblings
-            ],
-        )
+        asked: dict[str, str] = getattr(self.app, "asked", {})
+        if pick is None:
+            self.query_one("#album-reason", Static).update("The album is empty.")
+        else:
+            note = asked_note(asked, pick.path, pick.manual)
+            self.query_one("#album-reason", Static).update(reason_fields(pick, narrow=narrow, asked=note))
+        table = self.query_one("#album-siblings", DataTable)
+        columns = SIBLING_COLUMNS_NARROW if narrow else SIBLING_COLUMNS
+        if tuple(str(c.label) for c in table.columns.values()) != columns:
+            table.clear(columns=True)
+            table.add_columns(*columns)
+            table._keepers_signature = None  # type: ignore[attr-defined]
+        rows = []
+        for s, name in zip(siblings, fmt.short_names([s.path for s in siblings])):
+            delta = f"{s.composite - pick.composite:+.3f}" if pick and s.composite is not None and pick.composite is not None else fmt.DASH
+            note = "asked" if asked_note(asked, s.path, s.manual) else s.manual or _vetoed(pick, s.image_id) or (s.status if s.status != "scored" else "")
+            rows.append((str(s.image_id), (name, delta, note) if narrow else (name, fmt.score(s.composite), delta, note)))
+        refill(table, rows)
 
     def action_page(self, step: int) -> None:
         total = self.data.total_picks if self.data is not None else 0
@@ -203,6 +273,7 @@ class AlbumScreen(DashboardScreen[AlbumView]):
             self.refresh_data()
 
     def selected_photo(self) -> str | None:
+        """The focused list's photo: a "Not picked" photo when that list has focus, else the pick."""
         siblings = self.query_one("#album-siblings", DataTable)
         if siblings.has_focus:
             key = cursor_key(siblings)

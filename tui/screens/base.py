@@ -24,6 +24,23 @@ log = logging.getLogger(__name__)
 
 D = TypeVar("D")
 
+#: after an action, look again this many seconds later for the daemon's answer
+FOLLOW_UP_SECONDS = (0.4, 1.0, 2.0, 3.5, 6.0)
+#: what a manual choice looks like once the daemon has stored it
+CHOICE_STORED = {"pin": "pin", "reject": "reject", "unpin": None}
+
+
+def asked_note(asked: dict[str, str], path: str, manual: str | None) -> str | None:
+    """'pin asked…' while a choice this dashboard sent for ``path`` is not stored yet; None
+    once it is (and then it is forgotten)."""
+    kind = asked.get(path)
+    if kind is None:
+        return None
+    if manual == CHOICE_STORED.get(kind, "?"):
+        del asked[path]
+        return None
+    return f"{kind} asked of the daemon; waiting for it…"
+
 
 class StatusLine(Static):
     DEFAULT_CSS = """
@@ -61,7 +78,7 @@ class DashboardScreen(Screen[None], Generic[D]):
         yield ScreenTabs(self.MODE)
         yield from self.compose_body()
         yield StatusLine("loading…", id="status")
-        yield Footer()
+        yield Footer(compact=True)
 
     def compose_body(self) -> ComposeResult:  # pragma: no cover - every screen overrides
         yield from ()
@@ -136,6 +153,17 @@ class DashboardScreen(Screen[None], Generic[D]):
     def status_text(self, data: D) -> str:
         every = float(getattr(self.app, "refresh_seconds", 0) or 0)
         return (f"refreshes every {every:g} s · " if every > 0 else "") + "ctrl+p: all actions"
+
+    def after_command(self, kind: str, arg: str | None) -> None:
+        """This dashboard just sent a command: show it at once, and look again soon (the daemon
+        answers within about a second) instead of waiting for the next refresh."""
+        self.redraw_detail()
+        self.refresh_data()
+        for delay in FOLLOW_UP_SECONDS:
+            self.set_timer(delay, self.refresh_data)
+
+    def redraw_detail(self) -> None:
+        """Render the detail pane again from what is loaded (screens with one override it)."""
 
     # -- what actions act on -----------------------------------------------------------------
 

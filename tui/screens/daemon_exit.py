@@ -49,4 +49,4 @@ class DaemonExitedScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="daemon-exit"):
             yield Static(exit_text(self.code, self.log_tail, self.log_path), id="daemon-exit-message")
-        yield Footer()
+        yield Footer(compact=True)

@@ -25,17 +25,17 @@ from .. import format as fmt
 from ..queries import GROUPS, PAGE_SIZE, PHOTO_SORTS, PHOTO_STATUS_FILTERS, PhotoDetail, PhotoPage, PhotoQuery, photo_detail, photo_page
 from ..widgets.tables import cursor_key, refill
 from ..widgets.thumbnail import Thumbnail, load_preview
-from .base import DashboardScreen, read_in_thread
+from .base import DashboardScreen, asked_note, read_in_thread
 
 SORT_ORDER = tuple(PHOTO_SORTS)
 #: the table column a header click sorts by
 COLUMN_SORTS = {"photo": "path", "status": "status", "composite": "composite"}
 
 
-def _detail(d: PhotoDetail, *, narrow: bool = False) -> Group:
+def _detail(d: PhotoDetail, *, narrow: bool = False, asked: str | None = None) -> Group:
     p = d.photo
     rows: list[tuple[str, object]] = [
-        ("Photo", Text(p.path)),
+        ("Photo", fmt.path_lines(p.path)),
         ("Status", Text(p.status, style=fmt.STATUS_STYLES.get(p.status, ""))),
     ]
     if p.error:
@@ -49,8 +49,10 @@ def _detail(d: PhotoDetail, *, narrow: bool = False) -> Group:
     rows.append(("Moment", f"{d.moment if d.moment is not None else fmt.DASH} · cluster {d.cluster if d.cluster is not None else fmt.DASH}"))
     album = "picked" if d.picked else "not picked"
     if p.manual:
-        album += " · pinned by hand" if p.manual == "pin" else " · rejected by hand"
+        album += " · pinned by hand (kept beside its group's pick)" if p.manual == "pin" else " · rejected by hand"
     rows.append(("Album", album))
+    if asked:
+        rows.append(("Asked", Text(asked, style="bold yellow")))
     if narrow:  # one line per score: name, 0..1 value, raw value
         scores: Table | Text = Text("\n").join(
             Text.assemble((s.model, "bold"), f" {fmt.score(s.normalised)}", (f" raw {s.raw:.4g}" if s.raw is not None else "", "dim"))
@@ -78,6 +80,9 @@ class PhotosScreen(DashboardScreen[PhotoPage]):
         Binding("right_square_bracket", "page(1)", "Next page", show=False),
         Binding("left_square_bracket", "page(-1)", "Prev page", show=False),
         Binding("escape", "leave_filter", "Back", show=False),
+        # still there, out of the footer: at 80 columns it had no room left for q Quit
+        Binding("r", "app.rescan", "Rescan", show=False),
+        Binding("n", "app.reselect", "Reselect", show=False),
     ]
 
     def __init__(self) -> None:
@@ -85,11 +90,12 @@ class PhotosScreen(DashboardScreen[PhotoPage]):
         self.photo_query = PhotoQuery()
         self.detail: PhotoDetail | None = None
         self._detail_for: int | None = None
+        self._preview: PILImage.Image | str | None = None
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="photos-body"):
             with Vertical(id="photos-list"):
-                yield Input(placeholder="filter by path, Enter to apply, Esc to leave", id="photos-filter")
+                yield Input(placeholder="filter by path, Enter to apply, Esc to clear", id="photos-filter")
                 table: DataTable[str | Text] = DataTable(id="photos-table", cursor_type="row", zebra_stripes=True)
                 table.add_column("Photo", key="photo")
                 table.add_column("Status", key="status")
@@ -113,13 +119,13 @@ class PhotosScreen(DashboardScreen[PhotoPage]):
 
     def show(self, data: PhotoPage) -> None:
         rows = []
-        for p in data.rows:
+        for p, name in zip(data.rows, fmt.short_names([p.path for p in data.rows])):
             note = p.manual or fmt.first_line(p.error, 30)
             rows.append(
                 (
                     str(p.id),
                     (
-                        p.name,
+                        name,
                         Text(p.status, style=fmt.STATUS_STYLES.get(p.status, "")),
                         fmt.score(p.composite),
                         *(fmt.score(p.groups.get(g)) for g in GROUPS),
@@ -132,16 +138,25 @@ class PhotosScreen(DashboardScreen[PhotoPage]):
         refill(table, rows)
         key = cursor_key(table)
         if key is None:
+            self._detail_for = None
             self._show_detail(None, None)
-        elif int(key) != self._detail_for:
+            return
+        row = next((p for p in data.rows if str(p.id) == key), None)
+        shown = self.detail.photo if self.detail is not None else None
+        # the same photo whose row changed (pinned, rejected, picked, rescored): its detail is stale
+        if int(key) != self._detail_for or row != shown:
             self._load_detail(int(key))
 
     def status_text(self, data: PhotoPage) -> str:
         q = data.query
-        first = q.offset + 1 if data.total else 0
-        last = min(q.offset + len(data.rows), data.total)
         where = f" matching “{q.text}”" if q.text else ""
-        return f"{fmt.number(first)}–{fmt.number(last)} of {fmt.number(data.total)} {q.status} photos{where} · sorted by {q.sort}"
+        which = "" if q.status == "all" else f"{q.status} "
+        if not data.total:
+            undo = "Esc clears the filter" if q.text else "f shows other statuses"
+            return f"no {which}photos{where} · {undo}" if (q.text or q.status != "all") else "no photos yet · the daemon lists them as it finds them"
+        first = q.offset + 1
+        last = min(q.offset + len(data.rows), data.total)
+        return f"{fmt.number(first)}–{fmt.number(last)} of {fmt.number(data.total)} {which}photos{where} · sorted by {q.sort}"
 
     # -- the detail pane ---------------------------------------------------------------------
 
@@ -167,11 +182,20 @@ class PhotosScreen(DashboardScreen[PhotoPage]):
         if not worker.is_cancelled:
             self._call_ui(self._show_detail, detail, preview)
 
+    def redraw_detail(self) -> None:
+        self._show_detail(self.detail, self._preview)
+
     def _show_detail(self, detail: PhotoDetail | None, preview: PILImage.Image | str | None) -> None:
         self.detail = detail
-        self.query_one("#photo-thumbnail", Thumbnail).show(preview)
+        if preview is not self._preview:
+            self.query_one("#photo-thumbnail", Thumbnail).show(preview)
+            self._preview = preview
         narrow = self.size.width < fmt.NARROW_COLUMNS
-        self.query_one("#photo-detail", Static).update(_detail(detail, narrow=narrow) if detail else "")
+        if detail is None:
+            self.query_one("#photo-detail", Static).update("")
+            return
+        asked = asked_note(getattr(self.app, "asked", {}), detail.photo.path, detail.photo.manual)
+        self.query_one("#photo-detail", Static).update(_detail(detail, narrow=narrow, asked=asked))
 
     # -- sorting, filtering, paging ----------------------------------------------------------
 
@@ -204,10 +228,13 @@ class PhotosScreen(DashboardScreen[PhotoPage]):
         box.focus()
 
     def action_leave_filter(self) -> None:
+        """Esc: clear the path filter (typed or applied), hide its box, back to the table."""
         box = self.query_one("#photos-filter", Input)
-        if not box.value:
-            box.remove_class("-shown")
+        box.value = ""
+        box.remove_class("-shown")
         self.query_one("#photos-table", DataTable).focus()
+        if self.photo_query.text:
+            self._requery(text="", offset=0)
 
     @on(Input.Submitted, "#photos-filter")
     def _filter_submitted(self, event: Input.Submitted) -> None:
