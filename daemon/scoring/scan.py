@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from ..imaging.hashing import PHASH_VERSION
 from ..store.db import open_db
+from ..store.schema import IMAGE_STATUSES
 from .base import outputs
 from .record import FileStat, mark_deleted, path_key, record_error
 
@@ -155,13 +156,16 @@ def walk(root: Path, matcher: Matcher) -> Iterator[Found]:
 
 
 def _known(conn: sqlite3.Connection, root: Path) -> dict[str, tuple[int | None, int | None, str, str | None]]:
-    """Rows under ``root``: path -> (size, mtime_ns, status, error)."""
+    """Rows under ``root``: path -> (size, mtime_ns, status, error). A million rows make a
+    few hundred MB here, so the statuses share one string each and the errors are
+    kept only for rows in error."""
     prefix = path_key(root).rstrip("/") + "/"
     rows = conn.execute(
-        "SELECT path, size, mtime_ns, status, error FROM images WHERE path >= ? AND path < ?",
+        "SELECT path, size, mtime_ns, status, CASE WHEN status = 'error' THEN error END FROM images WHERE path >= ? AND path < ?",
         (prefix, prefix[:-1] + chr(ord("/") + 1)),
     )
-    return {p: (s, m, st, e) for p, s, m, st, e in rows}
+    statuses = {s: s for s in IMAGE_STATUSES}
+    return {p: (s, m, statuses.get(st, st), e) for p, s, m, st, e in rows}
 
 
 def scan_folders(
@@ -202,16 +206,14 @@ def _scan_root(root: Path, matcher: Matcher, writer: "StoreWriter", pipeline: "P
         log.warning("photo folder %s is missing (unmounted?); nothing in it is marked deleted", root)
         return ScanSummary(skipped_roots=(str(root),), seconds=time.monotonic() - started)
     found = new = changed = unchanged = errors = 0
-    seen: set[str] = set()
     for item in walk(root, matcher):
         found += 1
         key = path_key(item.path)
-        seen.add(key)
         if bar is not None:
             bar.update(1)
         if on_found is not None:
             on_found(item)
-        row = known.get(key)
+        row = known.pop(key, None)  # what is left in ``known`` at the end was not found
         if item.problem is not None:
             errors += 1
             if row and row[2] == "error" and row[3] == item.problem:
@@ -232,9 +234,10 @@ def _scan_root(root: Path, matcher: Matcher, writer: "StoreWriter", pipeline: "P
         else:
             changed += 1
         pipeline.submit(item.path, root)
-    gone = [p for p, r in known.items() if p not in seen and r[2] != "deleted"]
+    gone = [p for p, r in known.items() if r[2] != "deleted"]
+    del known
     deleted = 0
-    if gone and not seen:
+    if gone and not found:
         log.warning("photo folder %s is empty but %d photo(s) were recorded in it (unmounted?); none is marked deleted",
                     root, len(gone))
         return ScanSummary(found, new, changed, unchanged, 0, errors, time.monotonic() - started, (str(root),))
