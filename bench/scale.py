@@ -332,7 +332,7 @@ def main() -> int:
     else:
         data = args.data
         data.mkdir(parents=True, exist_ok=True)
-    library = data / "library.db"  # as built; each run works on a copy, so runs compare
+    library = data / "library.db"  # as built; each run works on a copy, so runs compare (a link to another --data's works)
     db = data / "keepers.db"
     photos_root = data / "photos"
     print(f"{args.photos:,} photos in {args.folders:,} folders; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}"
@@ -390,7 +390,10 @@ def main() -> int:
                 print("   " + line)
 
         if args.files and "daemon" not in skip:
-            run_daemon(data, db, photos_root)
+            conn = sqlite3.connect(db)
+            root = Path(conn.execute("SELECT root FROM images LIMIT 1").fetchone()[0])  # where the library was built
+            conn.close()
+            run_daemon(data, db, root)
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -17,7 +17,7 @@ import os
 import sqlite3
 from array import array
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, NamedTuple
 
 import numpy as np
 
@@ -41,8 +41,9 @@ CHANGE_MARGIN_SECONDS = 30.0
 BATCH_PHOTOS = 4000
 
 
-@dataclass(frozen=True)
-class Photo:
+class Photo(NamedTuple):
+    """One photo as a batch plans it (a tuple: a batch makes thousands)."""
+
     id: int
     path: str
     taken_at: float
@@ -304,11 +305,12 @@ def _chain_bounds(times: list[float], seeds: list[float], gap: float) -> tuple[f
 def _load_photos(conn: sqlite3.Connection, ids: list[int], config: Config) -> tuple[dict[int, Photo], dict[int, tuple[int | None, int | None]]]:
     """The photos ``ids`` as the chooser sees them, and each one's stored (moment, cluster)."""
     where, params = "WHERE i.id IN (SELECT value FROM json_each(?))", (_ids_param(ids),)
-    manual = dict(conn.execute(f"SELECT m.image_id, m.choice FROM manual_choices m JOIN images i ON i.id = m.image_id {where}", params).fetchall())
+    manual = dict(conn.execute("SELECT image_id, choice FROM manual_choices WHERE image_id IN (SELECT value FROM json_each(?))",
+                               params).fetchall())
     floors: dict[int, dict[str, float]] = {}
     for image_id, model, value in conn.execute(
-        f"SELECT s.image_id, s.model, s.normalised FROM scores s JOIN images i ON i.id = s.image_id {where}"
-        f" AND s.model IN ({','.join('?' * len(FLOOR_SCORERS))})",
+        "SELECT image_id, model, normalised FROM scores WHERE image_id IN (SELECT value FROM json_each(?))"
+        f" AND model IN ({','.join('?' * len(FLOOR_SCORERS))})",
         (*params, *FLOOR_SCORERS),
     ):
         if value is not None:
@@ -329,17 +331,18 @@ def _load_photos(conn: sqlite3.Connection, ids: list[int], config: Config) -> tu
         else:
             value = stored_composite
             cov = tuple(_json_list(coverage))
+        taken = float(taken or 0.0)
         member = Member(
             id=pid,
             path=path,
-            taken_at=float(taken or 0.0),
+            taken_at=taken,
             composite=value,
             groups=groups,
             coverage=tuple(cov),
             floor_scores=floors.get(pid, {}),
             manual=manual.get(pid),
         )
-        out[pid] = Photo(pid, path, float(taken or 0.0), phash, width, height, parse_exif(exif_json), member)
+        out[pid] = Photo(pid, path, taken, phash, width, height, parse_exif(exif_json), member)
     return out, stored
 
 
@@ -449,4 +452,4 @@ def _select_moment(
 def _with_member(photo: Photo, **changes: Any) -> Photo:
     import dataclasses
 
-    return dataclasses.replace(photo, member=dataclasses.replace(photo.member, **changes))
+    return photo._replace(member=dataclasses.replace(photo.member, **changes))
