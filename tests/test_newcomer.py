@@ -110,3 +110,41 @@ def test_run_once_ends_with_the_album_repicked_and_says_what_changed(tmp_path: P
     assert "album: 2 picks, +0 -0" in capsys.readouterr().out
     assert main(["run", "--once", "--no-album", "--photos", str(photos), "--db", str(db)]) == 0
     assert "album:" not in capsys.readouterr().out
+
+
+def test_install_advice_names_the_checkout_the_extra_and_a_cpu_torch() -> None:
+    """keepers is not on the package index, and `.[torch]` alone resolves the CUDA build:
+    the advice installs from this checkout into the Python running keepers, CPU torch first."""
+    from daemon.extras import checkout_dir, install_hint
+
+    checkout = checkout_dir()
+    assert checkout is not None and (checkout / "pyproject.toml").is_file()
+    tf = install_hint("tf")
+    assert f"{sys.executable} -m pip install -e '{checkout}[tf]'" in tf and "make test" in tf and "torch" not in tf
+    torch = install_hint("torch")
+    assert "torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in torch
+    assert torch.index("torch==2.13.0") < torch.index(f"'{checkout}[torch]'")
+    assert "pip install 'keepers[" not in tf + torch
+
+
+def test_a_tf_hub_source_without_its_client_says_install_tf_not_torch() -> None:
+    from daemon.hub.failures import classify
+
+    try:
+        import tensorflow_hub_not_installed  # type: ignore[import-not-found]  # noqa: F401
+    except ImportError as exc:
+        exc.name = "tensorflow_hub"  # what `import tensorflow_hub` raises when the tf extra is missing
+        failure = classify(exc)
+    assert failure.error_class == "ClientMissing"
+    assert "[tf]" in failure.message and "torch" not in failure.message
+
+
+def test_doctor_advises_installing_a_missing_extra_from_the_checkout(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from daemon.cli import doctor
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "rawpy" else real(name, *a))
+    raw = next(c for c in doctor.check_extras() if c.name == "extra raw")
+    assert raw.status == "warn" and "-m pip install -e" in raw.detail and "[raw]" in raw.detail

@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_reselect)
 
     for verb, text in (
-        ("pin", "always keep this photo in the album"),
+        ("pin", "also keep this photo in the album, beside its group's own pick (to replace the pick, reject it)"),
         ("unpin", "forget a pin or reject; the selection decides again"),
         ("reject", "never put this photo in the album"),
     ):

@@ -12,15 +12,11 @@ from typing import Any
 
 from ..config import Config
 from ..errors import ConfigError
+from ..extras import EXTRAS, install_hint
 from ..store.db import damaged_message, is_damage
 from .common import add_config_args, add_json_arg, config_from_args, print_json
 
 #: extra -> modules it installs (found with importlib.util.find_spec; nothing is imported)
-EXTRAS = {
-    "tf": ("tensorflow", "tensorflow_hub", "tf_keras", "kagglehub"),
-    "torch": ("torch", "huggingface_hub", "safetensors"),
-    "raw": ("rawpy",),
-}
 
 
 @dataclass(frozen=True)
@@ -145,7 +141,7 @@ def check_extras() -> list[Check]:
         missing = [m for m in modules if importlib.util.find_spec(m) is None]
         if missing:
             out.append(Check(f"extra {extra}", "warn",
-                             f"not installed ({', '.join(missing)} missing); install with pip install 'keepers[{extra}]' if you need it"))
+                             f"not installed ({', '.join(missing)} missing); if you need it, {install_hint(extra)}"))
         else:
             out.append(Check(f"extra {extra}", "ok", f"installed ({', '.join(modules)})"))
     return out

@@ -14,6 +14,8 @@ import socket
 import time
 from typing import Any
 
+from ..extras import extra_for_module, install_hint
+
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 
@@ -121,7 +123,9 @@ def classify(exc: BaseException) -> SourceFailure:
     if isinstance(exc, PermissionError):
         return SourceFailure("PermissionDenied", _first_line(exc), transient=False)
     if isinstance(exc, ImportError):
-        return SourceFailure("ClientMissing", f"{_first_line(exc)}; install keepers[tf] or keepers[torch]", transient=False)
+        extra = extra_for_module(getattr(exc, "name", None))  # the client this source needs, not every client
+        hint = install_hint(extra) if extra else "install the extra this source needs (`keepers doctor` lists them)"
+        return SourceFailure("ClientMissing", f"{_first_line(exc)}; {hint}", transient=False)
     if isinstance(exc, ValueError) and ("Relative path" in str(exc) or "Unexpected object type in tar" in str(exc)):
         return UnsafeArchive("the archive", _first_line(exc))
     return SourceFailure(type(exc).__name__, _first_line(exc), transient=False)

@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 
 from ..config import Config
 from ..errors import ConfigError, ModelUnavailable, SourceAttempt
+from ..extras import install_hint
 from ..store.writer import StoreWriter
 from .cache import CacheEntry, HubCache, sha256_tree, tree_size
 from .catalog import LOCAL_KINDS, ModelSpec, SourceSpec, load_catalog
@@ -259,7 +260,8 @@ def _hints(spec: ModelSpec, attempts: list[SourceAttempt], offline: bool, timeou
     if "HashMismatch" in classes:
         hints.append("a download did not match its pinned sha256: check the mirror, or update sha256 in the catalog")
     if "ClientMissing" in classes:
-        hints.append("install the hub clients: pip install 'keepers[tf]' (TF Hub, Kaggle) or 'keepers[torch]' (Hugging Face)")
+        for extra in sorted({"torch" if a.source.startswith("hf") else "tf" for a in attempts if a.error_class == "ClientMissing"}):
+            hints.append(install_hint(extra))
     if not offline and "Timeout" not in classes:
         hints.append(f"fetch it ahead of time on a machine with network access: keepers models fetch {spec.name}")
     hints.append(f"or point keepers at a copy you have: in keepers.yaml, models.sources.{spec.name}: "

@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import ImageRejected
+from ..extras import install_hint
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -367,7 +368,7 @@ def _decode_raw(path: Path, size: int) -> Decoded:
     try:
         import rawpy
     except ImportError:
-        raise ImageRejected(path, "RAW support needs the raw extra: pip install 'keepers[raw]'") from None
+        raise ImageRejected(path, f"RAW support needs the raw extra; {install_hint('raw')}") from None
     if not path.is_file():
         if path.exists():
             raise ImageRejected(path, "not a regular file")
