@@ -57,6 +57,7 @@ def test_writer_failing_at_commit_exits_within_the_watchdog_interval_and_a_resta
     assert code == EXIT_UNHEALTHY, log
     assert re.search(r"not healthy: the store writer stopped: DatabaseError at commit: fault injected", log), log
     last_ping = notify.last("WATCHDOG=1")
+    print(f"writer fault: exit {code}, {exited - (last_ping or 0):.2f} s after the last watchdog ping")
     assert last_ping is not None and exited - last_ping < WATCHDOG_USEC / 1e6, \
         f"{exited - last_ping:.1f} s without a ping before the exit: systemd's watchdog would have killed it first"
     assert any(s.startswith("not healthy: the store writer stopped") for s in notify.statuses()), notify.statuses()
@@ -138,6 +139,7 @@ def test_a_full_disk_loses_nothing_says_so_and_everything_is_scored_once_space_r
             f"the disk holding the database {daemon.db} is full"), dashboard
         held = [p for p in arrived if rows_by_path(daemon.db).get(str(p), (0, ""))[1] != "scored"]
         assert held, "the disk never filled up: the test proved nothing"
+        print(f"full disk: {len(held)} of {len(arrived)} new photos held while it was full")
         assert not [r for r in rows_by_path(daemon.db).values() if r[1] == "error"], "a photo got an error row for the full disk"
 
         filler.unlink()  # space returns
@@ -189,6 +191,7 @@ def test_kill_9_in_the_middle_of_a_batch_of_commands_carries_each_out_once_after
     commands = query(db, f"SELECT id, done, error FROM commands WHERE id IN ({','.join('?' * COMMANDS)})", tuple(ids))
     assert all(c[1] is not None and c[2] is None for c in commands), commands
     reruns = restart.log_text().count("was taken by a daemon that stopped before finishing it")
+    print(f"kill -9: {done_before_kill} of {COMMANDS} commands done before the kill, {reruns} run again after the restart")
     assert reruns <= 1, "more than the one command in progress ran again"
     runs = query(db, "SELECT COUNT(*) FROM selection_runs WHERE trigger = 'command' AND finished IS NOT NULL")[0][0]
     assert runs == COMMANDS + reruns or (reruns == 1 and runs == COMMANDS), \

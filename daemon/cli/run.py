@@ -12,7 +12,7 @@ from typing import Any
 
 from .. import paths
 from ..config import Config
-from ..errors import ConfigError, StoreError
+from ..errors import ConfigError, KeepersError, StoreError
 from ..logsetup import setup_logging
 from .common import add_config_args, config_from_args, fail
 
@@ -101,8 +101,11 @@ def run(args: argparse.Namespace) -> int:
     config = resolve_config(args)
     if args.once:
         return run_once(config, progress=sys.stderr.isatty(), album=not getattr(args, "no_album", False))
-    from ..service import serve  # part of the package: an ImportError here is a broken install, and says so
-
+    try:
+        from ..service import serve
+    except ImportError as exc:  # part of the package: never a reason to score once and exit 0 instead
+        raise KeepersError(f"the daemon cannot be loaded ({type(exc).__name__}: {exc}); this keepers installation is "
+                           "broken: reinstall it (`make`, or pip install .)") from exc
     if not getattr(args, "verbose", 0):
         setup_logging(config.log_level)  # the daemon logs what its config asks (-v overrides)
     return int(serve(config, args) or 0)
