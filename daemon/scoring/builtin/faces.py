@@ -10,9 +10,11 @@ row says so (``keepers models status``, the dashboard's Overview).
 
 Per photo: the detector runs on the shared 128-px colour view (about 3 ms;
 a photo without a face costs only that). It finds faces from about a sixth of
-the frame's short edge up, turned ones too (the cascades missed the
-cameraman of scikit-image's ``camera`` and the astronaut turned by 20 degrees
-and more). A detection must score at least 0.6 (MediaPipe's own threshold,
+the frame's short edge up (3 of 4 at 17 %, none at 14 % or less, where the
+cascades found 3 of 4: MediaPipe's full-range detector would find those at
+three times the cost for every photo), turned ones too (the cascades missed
+the cameraman of scikit-image's ``camera`` and the astronaut turned 25 and 40
+degrees). A detection must score at least 0.6 (MediaPipe's own threshold,
 0.5, took the cat of ``chelsea`` at 1000 px for a face) and the mesh must agree
 it is a face. Faces at least half as tall as the largest are significant; on
 each (six at most) the mesh runs on a 192-px crop of the decoded photo, and
