@@ -27,6 +27,7 @@ from daemon.imaging.decode import Decoded, decode_image
 from daemon.scoring.builtin.faces import EYES_CLOSED, EYES_OPEN, MODEL_NAMES, Faces
 from daemon.scoring.builtin.haar import HaarFaces
 from daemon.scoring.builtin.mediapipe import EYE_CORNERS, FaceRunner
+from daemon.scoring.composite import composite
 from daemon.store import StoreReader
 from daemon.store.writer import StoreWriter
 from fixtures_photos import scene
@@ -376,7 +377,7 @@ def test_a_burst_picks_open_eyes_over_a_marginally_sharper_blink(faces: Faces, a
     from daemon.album.choose import Member, choose_cluster
     from daemon.config import Floors
     from daemon.scoring.builtin import builtin_scorers
-    from daemon.scoring.composite import composite, group_scores
+    from daemon.scoring.composite import group_scores
 
     config = load_config(check_folders=False)
     scorers = [s for s in builtin_scorers(config) if s.name != "faces"] + [faces]
@@ -397,3 +398,23 @@ def test_a_burst_picks_open_eyes_over_a_marginally_sharper_blink(faces: Faces, a
     vetoed = choose_cluster(7, members, floors=Floors(eyes_open=0.5, sharpness=None))
     assert [c.image_id for c in vetoed.choices] == [1]
     assert vetoed.choices[0].reason["floors"]["2"]["eyes_open"]["says"] == "eyes closed"
+
+
+def test_a_frame_where_no_face_was_found_is_compared_on_what_both_frames_have() -> None:
+    """The demo's cameraman burst: the face is found in the sharp frame only (squinting,
+    not smiling: portrait 0.27), so the noisy frame's composite was its technical score
+    alone and beat the sharp frame. Within a cluster, photos are compared on the groups
+    they share."""
+    from daemon.album.choose import Member, choose_cluster
+
+    weights = load_config(check_folders=False).weights.as_dict()
+    groups = {1: {"technical": 0.79, "portrait": 0.27}, 2: {"technical": 0.60}}
+    members = [Member(pid, f"/burst/{pid}.jpg", float(pid), composite(g, weights).value, g, composite(g, weights).coverage)
+               for pid, g in groups.items()]
+    assert members[1].composite > members[0].composite  # as stored: the faceless frame ahead
+    pick = choose_cluster(3, members, weights=weights)
+    assert [c.image_id for c in pick.choices] == [1]
+    assert pick.choices[0].reason["compared_on"] == ["technical"]
+    same = [Member(pid, f"/b/{pid}.jpg", float(pid), composite(g, weights).value, g) for pid, g in
+            {1: {"technical": 0.7, "portrait": 0.9}, 2: {"technical": 0.8, "portrait": 0.2}}.items()]
+    assert "compared_on" not in choose_cluster(3, same, weights=weights).choices[0].reason  # same groups: composites

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, Literal, Mapping, Protocol, Sequence, runtime_checkable
 
 from ..config import Floors
+from ..scoring.base import GROUPS
+from ..scoring.composite import composite
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +108,18 @@ def _name(member: Member) -> str:
     return os.path.basename(member.path)
 
 
+def _shared_groups(members: Sequence[Member], weights: Mapping[str, float] | None) -> tuple[str, ...]:
+    """The weighted score groups every member has, when the members' groups differ and
+    they share at least one; else () (compare the composites as they are)."""
+    if not weights:
+        return ()
+    have = [{g for g, v in m.groups.items() if weights.get(g, 0.0) > 0 and v is not None and not math.isnan(v)} for m in members]
+    common = set.intersection(*have)
+    if not common or all(h == common for h in have):
+        return ()
+    return tuple(g for g in GROUPS if g in common)
+
+
 def choose_cluster(
     cluster: int,
     members: Sequence[Member],
@@ -114,6 +128,7 @@ def choose_cluster(
     floors: Floors = Floors(),
     tiebreak_margin: float = 0.05,
     comparator: Comparator | None = None,
+    weights: Mapping[str, float] | None = None,
 ) -> ClusterPick:
     """The photos this cluster puts in the album, with their reasons.
 
@@ -124,6 +139,11 @@ def choose_cluster(
     - Otherwise the highest composite among the photos no floor vetoes; when
       the runner-up is within ``tiebreak_margin`` and a comparator is given,
       the comparator decides between them.
+    - With ``weights``, photos that do not all have the same score groups are
+      compared on the groups they share (reason: ``compared_on``): a frame
+      where no face was found is not ahead of the one where it was only
+      because its missing portrait group left its technical scores to count
+      alone.
 
     Reasons name the other photos by file (``path``) beside their ids, so they
     read as photos, not rows.
@@ -143,7 +163,7 @@ def choose_cluster(
             choices.append(Choice(m.id, rank, m.composite, reason, forced=bool(pinned)))
         return ClusterPick(cluster, kind, tuple(choices), unit)
     chosen: list[tuple[Member, dict[str, Any], bool]] = []
-    best = _best_by_score(cluster, live, size, kind, floors, tiebreak_margin, comparator)
+    best = _best_by_score(cluster, live, size, kind, floors, tiebreak_margin, comparator, weights)
     if best is not None:
         chosen.append((best[0], best[1], best[0].manual == "pin"))
     for m in pinned:
@@ -167,6 +187,7 @@ def _best_by_score(
     floors: Floors,
     tiebreak_margin: float,
     comparator: Comparator | None,
+    weights: Mapping[str, float] | None = None,
 ) -> tuple[Member, dict[str, Any]] | None:
     """The cluster's own pick among ``live`` (composite, floors, tie-break) with its reason; None when none is eligible."""
     vetoed: dict[int, dict[str, dict[str, Any]]] = {}
@@ -179,11 +200,15 @@ def _best_by_score(
             eligible.append(m)
     if not eligible:
         return None
-    eligible.sort(key=rank_key)
+    shared = _shared_groups(eligible, weights)
+    value = {m.id: m.composite for m in eligible}
+    if shared and weights is not None:
+        value = {m.id: composite({g: m.groups[g] for g in shared}, weights).value for m in eligible}
+    eligible.sort(key=lambda m: (-(value[m.id] if value[m.id] is not None else -1.0), m.id))
     best = eligible[0]
     decided_by = "composite"
     tiebreak: dict[str, Any] | None = None
-    contenders = [m for m in eligible[1:] if best.composite - m.composite <= tiebreak_margin]  # type: ignore[operator]
+    contenders = [m for m in eligible[1:] if value[best.id] - value[m.id] <= tiebreak_margin]  # type: ignore[operator]
     if contenders:
         tiebreak = {"margin": tiebreak_margin, "contenders": [m.id for m in contenders],
                     "contender_paths": [m.path for m in contenders]}
@@ -217,6 +242,8 @@ def _best_by_score(
                 tiebreak["error"] = f"{type(exc).__name__}: {exc}"
     reason = _base_reason(best, size, kind)
     reason["decided_by"] = decided_by
+    if shared:
+        reason["compared_on"] = list(shared)
     if tiebreak is not None:
         reason["tiebreak"] = tiebreak
     if vetoed:

@@ -443,6 +443,7 @@ def _select_moment(
             floors=album.floors,
             tiebreak_margin=album.tiebreak_margin,
             comparator=comparator,
+            weights=config.weights.as_dict(),
         )
         everyone = list(group) + [f for i in group for f in followers.get(i, [])]
         out.append((pick, everyone))
