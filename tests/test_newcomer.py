@@ -148,3 +148,74 @@ def test_doctor_advises_installing_a_missing_extra_from_the_checkout(monkeypatch
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "rawpy" else real(name, *a))
     raw = next(c for c in doctor.check_extras() if c.name == "extra raw")
     assert raw.status == "warn" and "-m pip install -e" in raw.detail and "[raw]" in raw.detail
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_on_a_real_folder_pin_reject_unpin_show_in_the_detail_pane_at_once(tmp_path: Path, demo_photos: Path) -> None:
+    """`keepers run --tui` as a newcomer meets it: the real daemon as the dashboard's child on
+    two bursts; on the Photos screen each of k, x, u shows in the detail pane at once, then as
+    the daemon stored it, with no key pressed in between."""
+    from fixtures_tui import screen_text, settle
+    from tui.app import KeepersApp
+    from tui.launch import DaemonProcess
+
+    photos = two_bursts(demo_photos, tmp_path / "photos")
+    db = tmp_path / "state" / "keepers.db"
+    config = tmp_path / "keepers.yaml"
+    config.write_text("settle_seconds: 0.2\nworkers: 1\nrescan_minutes: 0\n")
+    daemon = DaemonProcess(["run", "--photos", str(photos), "--db", str(db), "--config", str(config)], tmp_path / "run.log").start()
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not _picked(db):
+            assert daemon.running(), daemon.log_tail()
+            time.sleep(0.3)
+        assert _picked(db), daemon.log_tail()
+        app = KeepersApp(db, daemon=daemon, refresh_seconds=1.0)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.press("3")
+            await settle(pilot)
+            path = app.screen.selected_photo()
+            assert path is not None
+            for key, kind, stored in (("k", "pin", "pinned by hand"), ("x", "reject", "rejected by hand"), ("u", "unpin", None)):
+                def shows_stored(detail: str) -> bool:
+                    return "asked of the daemon" not in detail and ((stored in detail) if stored else ("by hand" not in detail))
+
+                before = _detail(app)
+                await pilot.press(key)
+                await pilot.pause(0.3)
+                # at once: what was asked, or already what the daemon stored (it may answer that fast)
+                now = _detail(app)
+                assert now != before and (f"{kind} asked of the daemon" in now or shows_stored(now)), (kind, now)
+                for _ in range(100):  # then the daemon's answer, within its 1 s poll and a selection
+                    if shows_stored(_detail(app)):
+                        break
+                    await pilot.pause(0.1)
+                assert shows_stored(_detail(app)), (kind, _detail(app), daemon.log_tail())
+                assert app.screen.selected_photo() == path
+            assert app.daemon_exit is None and "The daemon stopped" not in screen_text(app)
+    finally:
+        assert daemon.stop(20) == 0, daemon.log_tail()
+
+
+def _picked(db: Path) -> bool:
+    import sqlite3
+
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        try:
+            return bool(conn.execute("SELECT count(*) FROM picks").fetchone()[0])
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return False
+
+
+def _detail(app) -> str:  # type: ignore[no-untyped-def]
+    import io
+
+    from rich.console import Console
+
+    console = Console(width=200, file=io.StringIO(), color_system=None, record=True)
+    console.print(app.screen.query_one("#photo-detail").content)
+    return console.export_text()

@@ -11,6 +11,7 @@ import logging
 import sqlite3
 import threading
 import time
+from concurrent.futures import CancelledError
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
@@ -117,7 +118,7 @@ class KeepersApp(App[None]):
         code = daemon.wait()
         try:
             self.call_from_thread(self._daemon_exited, code, daemon.log_tail(DAEMON_LOG_LINES))
-        except RuntimeError:  # the app has already closed: the user quit, the launcher stopped it
+        except (RuntimeError, CancelledError):  # the app has closed: the user quit, the launcher stopped it
             pass
 
     def _daemon_exited(self, code: int | None, log_tail: str) -> None:
