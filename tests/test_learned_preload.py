@@ -256,3 +256,33 @@ def test_retry_intervals_grow_and_the_last_repeats(tmp_path: Path, store: StoreW
     manager, _ = manager_for(config, store)
     assert [manager.retry_delay_minutes(n) for n in (1, 2, 3, 4, 9)] == [1.0, 5.0, 15.0, 15.0, 15.0]
     manager.stop()
+
+
+@pytest.mark.slow
+def test_a_trickling_model_holds_up_no_other_model(tmp_path: Path, store: StoreWriter, https_fake: Any) -> None:
+    """The slow model comes first in models.enabled; the quick one is ready long before the slow one gives up."""
+    import dataclasses
+    import hashlib
+
+    config, models = write_setup(tmp_path, enabled=["slow-ts", "tiny-ts"])
+    save_torchscript(models / "tiny.ts", "TinyRegressor")
+    blob = (models / "tiny.ts").read_bytes()
+    catalog = yaml.safe_load((tmp_path / "models.yaml").read_text())
+    catalog["models"]["slow-ts"] = dict(catalog["models"]["tiny-ts"], sources=[
+        {"kind": "https", "url": https_fake.add("/slow.ts", blob), "sha256": hashlib.sha256(blob).hexdigest()}])
+    (tmp_path / "models.yaml").write_text(yaml.safe_dump(catalog))
+    https_fake.trickle(0.5)  # a byte every half second
+    retry = dataclasses.replace(config.models.retry, min_bytes_per_second=100.0, slow_window_seconds=8.0, timeout_seconds=5.0)
+    config = dataclasses.replace(config, models=dataclasses.replace(config.models, retry=retry))
+    manager, added = manager_for(config, store)
+    started = time.monotonic()
+    try:
+        startup = manager.start()
+        wait_for(lambda: manager.outcomes()["tiny-ts"].state == "ready", timeout=60, what="tiny-ts to load beside slow-ts")
+        assert manager.outcomes()["slow-ts"].state == "pending" and not startup.done()  # the slow one is still trickling
+        summary = {o.name: o for o in startup.result(60)}
+    finally:
+        manager.stop()
+    assert summary["slow-ts"].state == "failed" and "TooSlow" in summary["slow-ts"].error
+    assert [m.name for m in added] == ["tiny-ts"]
+    assert time.monotonic() - started < 60  # bounded by the 8 s window, not by the trickle (hours for this file)

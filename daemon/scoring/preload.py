@@ -1,8 +1,8 @@
 """Learned models at run time: load in the background, report, retry, backfill.
 
-:class:`ModelManager` loads every enabled model through the hub on one
-background thread while the daemon is already READY and scoring with the
-built-in scorers. Each ready scorer is handed to the pipeline; a comparator
+:class:`ModelManager` loads the enabled models through the hub side by side
+on background threads (so one slow download holds up no other model) while
+the daemon is already READY and scoring with the built-in scorers. Each ready scorer is handed to the pipeline; a comparator
 and embedders are kept for the album. A start-up summary (ready from which
 source in how long / failed and why / disabled) is logged, and each model's
 row in ``models`` says the same. A model that failed is retried by an
@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable
@@ -37,6 +37,8 @@ EMBED_JOB_ID = "embed-new-photos"
 #: how often photos scored since the last pass get their embeddings (the
 #: pipeline runs scorers only; embedders catch up on this schedule)
 EMBED_CATCH_UP_SECONDS = 60.0
+#: models fetched and loaded at the same time
+LOAD_WORKERS = 4
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,10 @@ class ModelManager:
         self.backfiller = backfiller or Backfiller(
             writer, config.weights.as_dict(), decode=default_decoder(config.decode_size),
             batch_size=config.models.batch_size, stop=self.stop_event)
-        self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-loader")
+        self._startup_runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-startup")
+        self._loader = ThreadPoolExecutor(max_workers=LOAD_WORKERS, thread_name_prefix="model-loader")
+        self._load_locks: dict[str, threading.Lock] = {}
+        self._loads: set[Future[ModelOutcome]] = set()  # queued or running loads (wait_idle waits for them)
         self._backfill = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-backfill")
         self._lock = threading.Lock()
         self._outcomes: dict[str, ModelOutcome] = {}
@@ -111,7 +116,7 @@ class ModelManager:
                     if spec.scorer and self.hub.is_enabled(name):
                         continue  # loaded by its built-in scorer before READY (the face models)
                     self._outcomes[name] = ModelOutcome(name, "pending" if name in enabled else "disabled")
-            self._startup = self._loader.submit(self._load_all, enabled)
+            self._startup = self._startup_runner.submit(self._load_all, enabled)
             if self.scheduler is not None:
                 self.scheduler.add_job(self.embed_new_photos, "interval", seconds=EMBED_CATCH_UP_SECONDS, id=EMBED_JOB_ID,
                                        name="embed new photos", replace_existing=True, coalesce=True, max_instances=1)
@@ -123,10 +128,7 @@ class ModelManager:
         return self._startup.result(timeout)
 
     def _load_all(self, names: list[str]) -> list[ModelOutcome]:
-        for name in names:
-            if self.stop_event.is_set():
-                break
-            self._load(name)
+        wait([self._submit_load(name) for name in names])
         summary = self.summary()
         self._log_summary(summary)
         self._startup_done.set()
@@ -145,12 +147,31 @@ class ModelManager:
 
     # -- loading one model ----------------------------------------------------------------
 
+    def _submit_load(self, name: str) -> "Future[ModelOutcome]":
+        future = self._loader.submit(self._load, name)
+        with self._lock:
+            self._loads.add(future)
+        future.add_done_callback(self._load_finished)
+        return future
+
+    def _load_finished(self, future: "Future[ModelOutcome]") -> None:
+        with self._lock:
+            self._loads.discard(future)
+
     def _load(self, name: str) -> ModelOutcome:
+        with self._lock:
+            lock = self._load_locks.setdefault(name, threading.Lock())
+        with lock:  # one load of a model at a time (a retry while the start-up load still runs waits for it)
+            return self._load_once(name)
+
+    def _load_once(self, name: str) -> ModelOutcome:
         with self._lock:
             if name in self._loaded:  # a retry queued twice: the first one already made it
                 return self._outcomes[name]
-        attempt = self._attempts.get(name, 0) + 1
-        self._attempts[name] = attempt
+            if self.stop_event.is_set():
+                return self._outcomes.get(name) or ModelOutcome(name, "pending")
+            attempt = self._attempts.get(name, 0) + 1
+            self._attempts[name] = attempt
         spec = self.hub.spec(name)
         fetched: FetchedModel | None = None
         try:
@@ -260,7 +281,7 @@ class ModelManager:
                 if n in self._loaded:
                     continue
             self._cancel_retry(n)
-            futures.append(self._loader.submit(self._load, n))
+            futures.append(self._submit_load(n))
         return futures
 
     # -- what others read -----------------------------------------------------------------
@@ -296,9 +317,13 @@ class ModelManager:
     def wait_idle(self, timeout: float = 60.0) -> None:
         """Wait until queued loads and backfills have finished (tests, shutdown)."""
         deadline = time.monotonic() + timeout
-        for executor in (self._loader, self._backfill, self._loader, self._backfill):
-            marker = executor.submit(lambda: None)
-            marker.result(max(0.0, deadline - time.monotonic()))
+        for _ in range(2):  # a load queues a backfill; a backfill queues nothing
+            self._startup_runner.submit(lambda: None).result(max(0.0, deadline - time.monotonic()))
+            with self._lock:
+                loads = list(self._loads)
+            if wait(loads, max(0.0, deadline - time.monotonic())).not_done:
+                raise TimeoutError(f"model loads still running after {timeout:g} s")
+            self._backfill.submit(lambda: None).result(max(0.0, deadline - time.monotonic()))
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop retrying and backfilling; waits for the current step to finish."""
@@ -311,6 +336,7 @@ class ModelManager:
             except Exception:  # noqa: BLE001 - not scheduled
                 pass
         self._loader.shutdown(wait=True, cancel_futures=True)
+        self._startup_runner.shutdown(wait=True, cancel_futures=True)
         self._backfill.shutdown(wait=True, cancel_futures=True)
 
 
