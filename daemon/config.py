@@ -47,6 +47,10 @@ class RetryPolicy:
     initial_seconds: float = 1.0  # first backoff; doubles each time, full jitter
     max_seconds: float = 30.0  # cap of one backoff (a Retry-After is honoured up to this)
     timeout_seconds: float = 60.0  # connect/read timeout of one request
+    # an attempt that moves fewer than min_bytes_per_second * slow_window_seconds
+    # bytes within slow_window_seconds gives up on that source (a trickle)
+    min_bytes_per_second: float = 1024.0
+    slow_window_seconds: float = 60.0
 
 
 @dataclass(frozen=True)

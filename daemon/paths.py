@@ -49,6 +49,29 @@ def cache_dir() -> Path:
     return _env_path(ENV_CACHE) or Path(platformdirs.user_cache_dir(APP_NAME))
 
 
+#: The hub clients' cache variables, and the folder under keepers' cache each defaults to.
+CLIENT_CACHES = {"TFHUB_CACHE_DIR": "tfhub", "KAGGLEHUB_CACHE": "kagglehub", "HF_HUB_CACHE": "huggingface"}
+
+
+def client_cache_dirs(base: Path | None = None) -> dict[str, Path]:
+    """Each hub client's cache folder: its own variable when set, else a folder under
+    ``base`` (keepers' cache folder, :func:`cache_dir` by default).
+
+    Keeping them under keepers' cache folder lets the sandboxed service
+    (read-only home but for keepers' own folders) fetch models and keep them.
+    """
+    root = base or cache_dir()
+    return {name: _env_path(name) or root / folder for name, folder in CLIENT_CACHES.items()}
+
+
+def export_client_caches(base: Path | None = None) -> dict[str, Path]:
+    """Set the clients' cache variables that are unset (kagglehub and tensorflow_hub read them at each call)."""
+    dirs = client_cache_dirs(base)
+    for name, folder in dirs.items():
+        os.environ.setdefault(name, str(folder))
+    return dirs
+
+
 def user_config_file() -> Path:
     """The config file in effect: $KEEPERS_CONFIG, else ~/.config/keepers/keepers.yaml."""
     return _env_path(ENV_CONFIG) or config_dir() / "keepers.yaml"

@@ -23,9 +23,9 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     monkeypatch.setenv("KEEPERS_CACHE", str(home / "cache"))
     monkeypatch.setenv("KEEPERS_CONFIG", str(home / "config" / "keepers.yaml"))  # absent: defaults apply
     monkeypatch.setenv("XDG_PICTURES_DIR", str(home / "Pictures"))
-    monkeypatch.setenv("TFHUB_CACHE_DIR", str(home / "tfhub"))
-    monkeypatch.setenv("KAGGLEHUB_CACHE", str(home / "kagglehub"))
-    monkeypatch.setenv("HF_HOME", str(home / "hf"))
+    monkeypatch.setenv("HF_HOME", str(home / "hf"))  # its token; the clients' caches default to under KEEPERS_CACHE
+    for name in ("TFHUB_CACHE_DIR", "KAGGLEHUB_CACHE", "HF_HUB_CACHE"):  # restored to unset after the test
+        monkeypatch.delenv(name, raising=False)
     for name in ("KEEPERS_DB", "KEEPERS_PHOTOS", "KEEPERS_OFFLINE", "HF_HUB_OFFLINE", "NOTIFY_SOCKET", "JOURNAL_STREAM"):
         monkeypatch.delenv(name, raising=False)
     return home

@@ -16,7 +16,7 @@ from fixtures_daemon import Daemon, NotifySocket, query, wait_for, write_config
 
 pytestmark = [pytest.mark.tf, pytest.mark.slow]
 
-HANDLE = "google/musiq/tensorFlow2/spaq"
+HANDLE = "google/musiq/tensorFlow2/spaq/1"
 
 
 def flat_jpeg(path: Path, grey: int) -> Path:

@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.tf]
 def _musiq_sources(fakes: dict, folder: Path, *, with_hf: bool = True) -> list[dict]:
     """musiq-spaq served by all four fakes: TF Hub, Kaggle, HF (files of the folder), HTTPS (a tarball)."""
     tfhub_url = fakes["tfhub"].add_model("/google/musiq/spaq/1", folder)
-    fakes["kaggle"].add_model("google/musiq/tensorFlow2/spaq", folder)
+    fakes["kaggle"].add_model("google/musiq/tensorFlow2/spaq/1", folder)
     files = [str(p.relative_to(folder)) for p in sorted(folder.rglob("*")) if p.is_file()]
     for name in files:
         fakes["hf"].add_file("mirror/musiq-spaq", name, (folder / name).read_bytes())
@@ -27,7 +27,7 @@ def _musiq_sources(fakes: dict, folder: Path, *, with_hf: bool = True) -> list[d
     https_url = fakes["https"].add("/mirror/musiq-spaq.tar.gz", tarball)
     sources = [
         {"kind": "tfhub", "url": tfhub_url},
-        {"kind": "kaggle", "handle": "google/musiq/tensorFlow2/spaq"},
+        {"kind": "kaggle", "handle": "google/musiq/tensorFlow2/spaq/1"},
     ]
     if with_hf:
         sources.append({"kind": "hf", "repo": "mirror/musiq-spaq", "files": files})
@@ -64,7 +64,7 @@ def test_falls_back_to_kaggle_when_tfhub_503s(all_fakes, musiq_savedmodel: Path,
     with StoreReader(db_path) as reader:
         row = {r["name"]: r for r in reader.models()}["musiq-spaq"]
         events = list(reversed(reader.model_events("musiq-spaq")))
-    assert row["state"] == "cached" and row["source"] == "kaggle" and row["source_ref"] == "google/musiq/tensorFlow2/spaq"
+    assert row["state"] == "cached" and row["source"] == "kaggle" and row["source_ref"] == "google/musiq/tensorFlow2/spaq/1"
     assert row["cache_path"] == str(fetched.path) and row["attempts"] == 4
     kinds = [(e["kind"], (e["source"] or "").split(" ")[0], e["error_class"]) for e in events]
     assert kinds[0] == ("attempt", "tfhub", None)
@@ -111,7 +111,7 @@ def test_model_unavailable_names_every_source_when_all_are_down_and_nothing_is_c
     url = all_fakes["https"].add("/m.tar.gz", blob)
     sources = [
         {"kind": "tfhub", "url": all_fakes["tfhub"].url + "/google/musiq/spaq/1"},
-        {"kind": "kaggle", "handle": "google/musiq/tensorFlow2/spaq"},
+        {"kind": "kaggle", "handle": "google/musiq/tensorFlow2/spaq/1"},
         {"kind": "hf", "repo": "mirror/musiq-spaq", "filename": "saved_model.pb"},
         {"kind": "https", "url": url, "sha256": sha256_hex(blob), "extract": True},
     ]

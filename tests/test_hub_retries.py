@@ -78,7 +78,7 @@ def test_kaggle_401_is_not_retried_and_says_how_to_set_credentials(kaggle_fake) 
     kaggle_fake.add_model("google/musiq/tensorFlow2/koniq-10k", files={"saved_model.pb": b"x"})
     kaggle_fake.fail(401)
     with pytest.raises(ModelUnavailable) as info:
-        ModelHub(fast_config(attempts=4, hermetic=False)).fetch("musiq-koniq")  # the catalog's Kaggle handle
+        ModelHub(fast_config(attempts=4, sources={"musiq-koniq": [{"kind": "kaggle", "handle": "google/musiq/tensorFlow2/koniq-10k/1"}]})).fetch("musiq-koniq")
     assert kaggle_fake.count == 1
     assert info.value.attempts[0].error_class == "HTTP 401"
     assert "KAGGLE_API_TOKEN" in str(info.value)
@@ -158,3 +158,58 @@ def test_a_source_that_keeps_failing_is_skipped_for_a_cool_down(https_fake, db_p
     with StoreReader(db_path) as reader:
         skips = [e for e in reader.model_events("clip-vit-b32") if e["kind"] == "skip"]
     assert len(skips) == 1 and skips[0]["error_class"] == "CircuitOpen"
+
+
+def test_two_mirrors_keep_their_own_partial_files_and_a_good_one_is_never_blamed(tmp_path: Path) -> None:
+    from fakehubs import FileHub
+
+    good = random_blob(120_000, 21)
+    stale = random_blob(120_000, 22)  # an older upload the first mirror still serves, and it keeps breaking
+    with FileHub() as flaky, FileHub() as healthy:
+        flaky.reset_mid_body(times=None)
+        sources = [{"kind": "https", "url": flaky.add("/ava.pt", stale), "sha256": sha256_hex(good)},
+                   {"kind": "https", "url": healthy.add("/ava.pt", good), "sha256": sha256_hex(good)}]
+        hub = ModelHub(fast_config(sources={"ava-resnet50": sources}, attempts=2))
+        fetched = hub.fetch("ava-resnet50")
+        assert fetched.source_ref == sources[1]["url"] and fetched.path.read_bytes() == good
+        (first,) = healthy.requests
+        assert "range" not in first.headers  # the good mirror started from byte 0, not from the flaky one's half
+        assert healthy.bytes_sent == len(good)
+        events = hub.cache.entries("ava-resnet50")
+        assert list(events) == [f"https {sources[1]['url']}"]
+
+
+def test_a_resume_after_the_file_changed_starts_over_instead_of_mixing_versions() -> None:
+    from fakehubs import FileHub
+
+    old, new = random_blob(80_000, 31), random_blob(80_000, 32)
+    with FileHub() as mirror:
+        url = mirror.add("/ava.pt", old)
+        mirror.reset_mid_body(times=1)
+        config = fast_config(sources={"ava-resnet50": [{"kind": "https", "url": url, "sha256": sha256_hex(new)}]}, attempts=1)
+        with pytest.raises(ModelUnavailable):
+            ModelHub(config).fetch("ava-resnet50")  # half of the old file is kept for a resume
+        mirror.add("/ava.pt", new)  # the mirror is updated in between
+        fetched = ModelHub(config).fetch("ava-resnet50")
+        assert fetched.path.read_bytes() == new
+        second = mirror.requests[-1]
+        assert second.range_start is not None and second.headers.get("if-range")  # asked for the rest, if unchanged...
+        assert mirror.bytes_sent >= len(old) // 2 + len(new)  # ...and got the whole new file instead
+
+
+@pytest.mark.slow
+def test_a_trickling_mirror_gives_up_on_its_progress_deadline_and_falls_through(https_fake, db_path: Path) -> None:
+    sources, blob = _two_mirrors(https_fake, size=20_000)
+    https_fake.trickle(0.5, path_contains="/a/")  # one byte every half second
+    config = fast_config(sources={"ava-resnet50": sources}, attempts=3, timeout_seconds=5.0,
+                         min_bytes_per_second=200, slow_window_seconds=1.5)
+    started = time.monotonic()
+    with StoreWriter(db_path) as writer:
+        fetched = ModelHub(config, writer).fetch("ava-resnet50")
+    took = time.monotonic() - started
+    assert fetched.source_ref == sources[1]["url"] and fetched.path.read_bytes() == blob
+    assert _hits(https_fake, "/a/") == 1  # too slow is not retried: the next source is tried at once
+    assert took < 15, f"took {took:.1f} s"  # the window (1.5 s), not the 10,000 s the trickle would take
+    with StoreReader(db_path) as reader:
+        fallbacks = [e for e in reader.model_events("ava-resnet50") if e["kind"] == "fallback"]
+    assert [e["error_class"] for e in fallbacks] == ["TooSlow"]

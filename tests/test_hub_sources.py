@@ -6,23 +6,56 @@ from pathlib import Path
 
 import pytest
 
+from daemon import paths
 from daemon.hub import ModelHub
 from fakehubs.builders import random_blob, save_safetensors, sha256_hex
 from fakehubs.fixtures import fast_config
 
+KONIQ_KAGGLE = {"kind": "kaggle", "handle": "google/musiq/tensorFlow2/koniq-10k/1"}  # the catalog's own handle
 
-def test_kaggle_source_downloads_every_file_of_the_model_instance(kaggle_fake, tmp_path: Path) -> None:
+
+def test_kaggle_source_downloads_every_file_of_the_pinned_version(kaggle_fake, tmp_path: Path) -> None:
     files = {"saved_model.pb": random_blob(3000, 1), "variables/variables.index": random_blob(200, 2)}
-    kaggle_fake.add_model("google/musiq/tensorFlow2/koniq-10k", files=files, version=3)
-    hub = ModelHub(fast_config(hermetic=False))  # the catalog's own Kaggle handle, served by the fake
-    fetched = hub.fetch("musiq-koniq")
+    kaggle_fake.add_model("google/musiq/tensorFlow2/koniq-10k/1", files=files)
+    kaggle_fake.add_model("google/musiq/tensorFlow2/koniq-10k/2", files={"saved_model.pb": random_blob(10, 3)})  # a newer upload
+    fetched = ModelHub(fast_config(sources={"musiq-koniq": [KONIQ_KAGGLE]})).fetch("musiq-koniq")
     assert fetched.source_kind == "kaggle" and not fetched.from_cache
-    assert (fetched.path / "saved_model.pb").read_bytes() == files["saved_model.pb"]
+    assert (fetched.path / "saved_model.pb").read_bytes() == files["saved_model.pb"]  # version 1, as pinned
     assert (fetched.path / "variables" / "variables.index").read_bytes() == files["variables/variables.index"]
     assert fetched.bytes == 3200
     methods = [r.path.rsplit("/", 1)[-1] for r in kaggle_fake.requests]
-    assert methods[0] == "GetModelInstance" and "ListModelInstanceVersionFiles" in methods
+    assert "GetModelInstance" not in methods  # a pinned version never asks which one is current
     assert methods.count("DownloadModelInstanceVersion") == 2
+    assert fetched.path.is_relative_to(paths.cache_dir() / "kagglehub")  # kagglehub's cache, under keepers' own
+
+
+def test_pinned_kaggle_version_loads_from_kagglehubs_cache_offline_with_zero_requests(kaggle_fake) -> None:
+    import kagglehub
+
+    kaggle_fake.add_model("google/musiq/tensorFlow2/koniq-10k/1", files={"saved_model.pb": random_blob(500, 4)})
+    first = ModelHub(fast_config(sources={"musiq-koniq": [KONIQ_KAGGLE]})).fetch("musiq-koniq")
+    kaggle_fake.reset_counts()
+    kaggle_fake.down()  # were anything asked, it would fail
+    # kagglehub itself: a pinned handle is answered from its cache before any request.
+    assert Path(kagglehub.model_download(KONIQ_KAGGLE["handle"])) == first.path
+    # keepers in offline mode, with its own record of the copy removed: the source asks kagglehub, which needs no network.
+    hub = ModelHub(fast_config(sources={"musiq-koniq": [KONIQ_KAGGLE]}))
+    hub.cache.forget("musiq-koniq")
+    again = hub.fetch("musiq-koniq")
+    offline = ModelHub(fast_config(sources={"musiq-koniq": [KONIQ_KAGGLE]}, offline=True)).fetch("musiq-koniq")
+    assert again.path == first.path == offline.path and offline.from_cache
+    assert kaggle_fake.count == 0
+
+
+def test_kagglesdk_still_reaches_other_addresses_only_through_localhost_and_the_proxy_variables() -> None:
+    """kagglehub 1.0 / kagglesdk 0.1.38 offer no API address setting (the kaggle source says so):
+    if this fails, a release changed that, and the kaggle source and the fake should use the new setting."""
+    from kagglesdk.kaggle_env import KaggleEnv, get_endpoint
+
+    import kagglehub
+
+    assert get_endpoint(KaggleEnv.LOCAL) == "http://localhost"  # what KAGGLE_API_ENVIRONMENT=LOCALHOST selects
+    assert kagglehub.__version__.startswith("1.0."), "a new kagglehub: check for an endpoint setting (kaggle source docstring)"
 
 
 def test_hf_source_downloads_the_named_files_at_the_pinned_revision(hf_fake, tmp_path: Path) -> None:
@@ -124,3 +157,34 @@ def test_tfhub_source_downloads_the_tarball_and_reloads_it_with_the_server_gone(
     import tensorflow_hub
 
     assert Path(tensorflow_hub.resolve(url)) == fetched.path  # the client finds its cached copy too
+
+
+def test_hf_snapshot_missing_a_listed_file_falls_back_and_caches_nothing(hf_fake, https_fake, tmp_path: Path) -> None:
+    from daemon.hub.sources.hf import hf_cache_dir
+    from fakehubs.builders import tar_gz_of_dir
+
+    files = ["config.json", "preprocessor_config.json", "pytorch_model.bin"]  # what the real repository holds
+    hf_fake.add_file("openai/clip-vit-base-patch32", "config.json", b'{"projection_dim": 8}')
+    hf_fake.add_file("openai/clip-vit-base-patch32", "preprocessor_config.json", b"{}")  # but this one lacks the weights
+    complete = tmp_path / "complete"
+    complete.mkdir()
+    for name in files:
+        (complete / name).write_bytes(random_blob(100 + len(name)))
+    tarball = tar_gz_of_dir(complete)
+    sources = [{"kind": "hf", "repo": "openai/clip-vit-base-patch32", "files": files},
+               {"kind": "https", "url": https_fake.add("/clip.tar.gz", tarball), "sha256": sha256_hex(tarball), "extract": True}]
+    hub = ModelHub(fast_config(sources={"clip-vit-b32": sources}))
+    fetched = hub.fetch("clip-vit-b32")
+    assert fetched.source_kind == "https" and sorted(p.name for p in fetched.path.iterdir()) == sorted(files)
+    assert hf_fake.count > 0  # hf was asked first
+    assert list(hub.cache.entries("clip-vit-b32")) == [f"https {sources[1]['url']}"]  # nothing recorded for hf
+    snapshots = hf_cache_dir() / "models--openai--clip-vit-base-patch32" / "snapshots"
+    assert not [p for p in snapshots.rglob("*") if p.is_file()]  # and no partial snapshot left behind
+    from daemon.errors import ModelUnavailable
+
+    with pytest.raises(ModelUnavailable) as info:  # hf alone: says what was missing
+        ModelHub(fast_config(sources={"clip-vit-b32": sources[:1]})).fetch("clip-vit-b32")
+    (attempt,) = info.value.attempts
+    assert attempt.error_class == "MissingFiles" and "pytorch_model.bin" in attempt.message
+    with pytest.raises(ModelUnavailable):  # offline, nothing partial is served either
+        ModelHub(fast_config(sources={"clip-vit-b32": sources[:1]}, offline=True)).fetch("clip-vit-b32")

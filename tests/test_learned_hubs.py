@@ -24,7 +24,7 @@ from fixtures_models import decode_file, decoded, flat_image
 
 pytestmark = [pytest.mark.tf, pytest.mark.slow]
 
-HANDLE = "google/musiq/tensorFlow2/spaq"
+HANDLE = "google/musiq/tensorFlow2/spaq/1"
 
 
 def musiq_config(tmp_path: Path, tfhub_url: str, *, enabled: bool = True) -> Any:

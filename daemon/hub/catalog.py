@@ -32,7 +32,17 @@ LOCAL_KINDS: tuple[str, ...] = ("local", "package")
 
 #: the YAML key that holds each kind's main reference
 _REF_KEY = {"local": "path", "package": "file", "tfhub": "url", "kaggle": "handle", "hf": "repo", "https": "url"}
-_OPTIONAL_KEYS = {"sha256", "filename", "files", "revision", "extract"}
+#: the other keys each kind reads
+_OPTIONAL_KEYS = {
+    "local": ("sha256",),
+    "package": ("sha256",),
+    "tfhub": ("sha256",),
+    "kaggle": ("sha256",),
+    "hf": ("filename", "files", "revision", "sha256"),
+    "https": ("sha256", "filename", "extract"),
+}
+#: the keys of one catalog entry
+_MODEL_KEYS = ("task", "framework", "adapter", "output_range", "input", "scorer", "sources")
 
 
 @dataclass(frozen=True)
@@ -104,6 +114,12 @@ def _model(name: str, entry: Any, file: Path) -> ModelSpec:
     key = f"models.{name}"
     if not isinstance(entry, dict):
         raise ConfigError(file, key, "expected a mapping with task, framework, adapter, output_range and sources")
+    unknown = sorted(set(entry) - set(_MODEL_KEYS), key=str)
+    if unknown:
+        hint = " (the adapter's options go under `input:`)" if unknown[0] in ("options", "opts", "params") else ""
+        raise ConfigError(file, f"{key}.{unknown[0]}", f"unknown key in a catalog entry{hint}; expected any of {', '.join(_MODEL_KEYS)}")
+    if entry.get("input") is not None and not isinstance(entry["input"], dict):
+        raise ConfigError(file, f"{key}.input", f"expected a mapping of adapter options, e.g. {{long_side: 1024}}; got {entry['input']!r}")
     for required in ("task", "framework", "adapter", "output_range", "sources"):
         if required not in entry:
             raise ConfigError(file, f"{key}.{required}", "missing; every catalog entry needs it")
@@ -134,12 +150,15 @@ def _source(entry: Any, file: Path, key: str) -> SourceSpec:
         raise ConfigError(file, key, f"expected a mapping with kind: one of {', '.join(SOURCE_KINDS)}")
     kind = entry["kind"]
     ref_key = _REF_KEY[kind]
-    unknown = set(entry) - {"kind", ref_key} - _OPTIONAL_KEYS
+    unknown = sorted(set(entry) - {"kind", ref_key} - set(_OPTIONAL_KEYS[kind]), key=str)
     if unknown:
-        raise ConfigError(file, f"{key}.{sorted(unknown)[0]}", f"unknown key for a {kind} source; expected {ref_key} and any of {', '.join(sorted(_OPTIONAL_KEYS))}")
+        raise ConfigError(file, f"{key}.{unknown[0]}", f"unknown key for a {kind} source; expected {ref_key} and any of {', '.join(_OPTIONAL_KEYS[kind])}")
     ref = entry.get(ref_key)
     if not isinstance(ref, str) or not ref:
         raise ConfigError(file, f"{key}.{ref_key}", f"a {kind} source needs `{ref_key}`")
+    if kind == "kaggle" and not _versioned_handle(ref):
+        raise ConfigError(file, f"{key}.handle", f"pin a version: owner/model/framework/variation/VERSION, e.g. {ref.rstrip('/')}/1 "
+                          "(an unversioned handle asks Kaggle before the cache, so it fails offline and silently takes new uploads)")
     if kind == "local":
         ref = str(expand_path(ref))
     if kind == "package" and not all(ref.partition(":")[::2]):
@@ -161,6 +180,11 @@ def _source(entry: Any, file: Path, key: str) -> SourceSpec:
         revision=str(entry["revision"]) if entry.get("revision") is not None else None,
         extract=bool(entry.get("extract", False)),
     )
+
+
+def _versioned_handle(handle: str) -> bool:
+    parts = handle.strip("/").split("/")
+    return len(parts) == 5 and all(parts) and parts[4].isdigit()
 
 
 def expand_path(value: str) -> Path:

@@ -1,8 +1,9 @@
 """What went wrong when a source was asked for a model, and whether to retry.
 
-Every source lets its client's own exceptions out; :func:`classify` turns
-any of them into a :class:`SourceFailure` that says whether another try of
-the same source can help (connection errors, timeouts, 5xx, 429) or not
+Each source turns its client's exceptions into a :class:`SourceFailure`
+(by type, at the one place it calls the client); :func:`classify` does the
+same for Python's own errors. A failure says whether another try of the
+same source can help (connection errors, timeouts, 5xx, 429) or not
 (401/403/404, a hash mismatch, an unsafe archive, a missing file), and what
 ``Retry-After`` the server asked for.
 """
@@ -44,6 +45,12 @@ class UnsafeArchive(SourceFailure):
         super().__init__("UnsafeArchive", f"{what} was refused: {detail}", transient=False)
 
 
+class TooSlow(SourceFailure):
+    def __init__(self, what: str, got: int, window: float, min_rate: float):
+        super().__init__("TooSlow", f"{what}: {got} bytes in the last {window:.0f} s, under the minimum of {min_rate:.0f} bytes/s "
+                         "(models.retry.min_bytes_per_second over slow_window_seconds); gave up on this source", transient=False)
+
+
 class NotCached(SourceFailure):
     def __init__(self, what: str):
         super().__init__("NotCached", f"{what} is not in the cache and offline mode forbids a download", transient=False)
@@ -65,18 +72,20 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _status_failure(status: int, headers: Any, message: str) -> SourceFailure:
+def status_failure(status: int, headers: Any, message: str) -> SourceFailure:
+    """The failure for an HTTP error status (``headers``: any mapping with ``get``, for Retry-After)."""
     retry_after = parse_retry_after(headers.get("Retry-After") if headers is not None else None)
     transient = status in RETRYABLE_STATUS or status >= 500
     return SourceFailure(f"HTTP {status}", message, transient=transient, retry_after=retry_after, status=status)
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip() or exc.__class__.__name__
     return text.splitlines()[0][:300]
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
+def causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the exceptions it was raised from or during (clients wrap socket errors in their own types)."""
     out: list[BaseException] = []
     cur: BaseException | None = exc
     while cur is not None and all(cur is not seen for seen in out):
@@ -86,46 +95,27 @@ def _chain(exc: BaseException) -> list[BaseException]:
 
 
 def classify(exc: BaseException) -> SourceFailure:
-    """Map any client exception (urllib, requests, httpx, kagglehub, huggingface_hub, OS) to a SourceFailure."""
+    """A SourceFailure for an error no source's client wrapped: Python's own types, by ``isinstance``.
+
+    Each source turns its client's exceptions into SourceFailures at the one
+    place it calls the client (see ``daemon.hub.sources``); what reaches here
+    is a SourceFailure already, or a plain OS, socket or import error.
+    """
     if isinstance(exc, SourceFailure):
         return exc
-    # An HTTP status, from whichever client raised it (clients wrap it: walk the causes).
-    for cur in _chain(exc):
-        response = getattr(cur, "response", None)
-        status = getattr(response, "status_code", None) if response is not None else None
-        if status is None:
-            status = getattr(cur, "code", None) if hasattr(cur, "headers") else None  # urllib.error.HTTPError
-            headers = getattr(cur, "headers", None)
-        else:
-            headers = getattr(response, "headers", None)
-        if isinstance(status, int) and status >= 400:
-            return _status_failure(status, headers, _first_line(exc))
-    # Walk the cause chain: clients wrap socket errors in their own types.
-    seen: set[int] = set()
-    cur: BaseException | None = exc
-    names: list[str] = []
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
-        names.append(type(cur).__module__ + "." + type(cur).__name__)
+    for cur in causes(exc):
+        if isinstance(cur, SourceFailure):
+            return cur
         if isinstance(cur, (socket.timeout, TimeoutError)):
-            return SourceFailure("Timeout", _first_line(exc), transient=True)
+            return SourceFailure("Timeout", first_line(exc), transient=True)
         if isinstance(cur, (ConnectionError, socket.gaierror)):
-            return SourceFailure("ConnectionError", _first_line(exc), transient=True)
-        cur = cur.__cause__ or cur.__context__
-    joined = " ".join(names).lower()
-    if "timeout" in joined:
-        return SourceFailure("Timeout", _first_line(exc), transient=True)
-    if any(k in joined for k in ("connecterror", "connectionerror", "urlerror", "remotedisconnected", "protocolerror",
-                                   "chunkedencodingerror", "incompleteread", "readerror", "remoteprotocolerror")):
-        return SourceFailure("ConnectionError", _first_line(exc), transient=True)
+            return SourceFailure("ConnectionError", first_line(exc), transient=True)
     if isinstance(exc, FileNotFoundError):
-        return SourceFailure("NotFound", _first_line(exc), transient=False)
+        return SourceFailure("NotFound", first_line(exc), transient=False)
     if isinstance(exc, PermissionError):
-        return SourceFailure("PermissionDenied", _first_line(exc), transient=False)
+        return SourceFailure("PermissionDenied", first_line(exc), transient=False)
     if isinstance(exc, ImportError):
         extra = extra_for_module(getattr(exc, "name", None))  # the client this source needs, not every client
         hint = install_hint(extra) if extra else "install the extra this source needs (`keepers doctor` lists them)"
-        return SourceFailure("ClientMissing", f"{_first_line(exc)}; {hint}", transient=False)
-    if isinstance(exc, ValueError) and ("Relative path" in str(exc) or "Unexpected object type in tar" in str(exc)):
-        return UnsafeArchive("the archive", _first_line(exc))
-    return SourceFailure(type(exc).__name__, _first_line(exc), transient=False)
+        return SourceFailure("ClientMissing", f"{first_line(exc)}; {hint}", transient=False)
+    return SourceFailure(type(exc).__name__, first_line(exc), transient=False)

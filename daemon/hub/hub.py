@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from .. import paths
 from ..config import Config
 from ..errors import ConfigError, ModelUnavailable, SourceAttempt
 from ..extras import install_hint
@@ -51,6 +52,7 @@ class ModelHub:
 
     def __init__(self, config: Config, writer: StoreWriter | None = None):
         self.config = config
+        paths.export_client_caches(config.cache_path)
         self.catalog: dict[str, ModelSpec] = load_catalog(config)
         self.cache = HubCache(config.cache_path)
         self.recorder = HubRecorder(writer)
@@ -116,7 +118,9 @@ class ModelHub:
         """
         spec = self.spec(name)
         started = time.monotonic()
-        ctx = FetchContext(model=name, cache=self.cache, timeout=self.config.models.retry.timeout_seconds, progress=progress)
+        retry = self.config.models.retry
+        ctx = FetchContext(model=name, cache=self.cache, timeout=retry.timeout_seconds, progress=progress,
+                           min_rate=retry.min_bytes_per_second, window=retry.slow_window_seconds)
         attempts: list[SourceAttempt] = []
         with self.cache.lock(name):
             found = self._without_network(spec, ctx, attempts, started)
@@ -253,7 +257,8 @@ def _hints(spec: ModelSpec, attempts: list[SourceAttempt], offline: bool, timeou
         hints.append("leave offline mode to download it: set models.offline: false, unset KEEPERS_OFFLINE and "
                       "HF_HUB_OFFLINE, and drop --offline")
     if any(a.source.startswith("kaggle") and a.error_class in ("HTTP 401", "HTTP 403") for a in attempts):
-        hints.append("Kaggle refused the download: create an API token at kaggle.com/settings and set KAGGLE_API_TOKEN "
+        hints.append("Kaggle refused the download: public models (MUSIQ, VILA) need no token, so check the handle and its "
+                     "version; for a private or gated model create an API token at kaggle.com/settings and set KAGGLE_API_TOKEN "
                      "(or KAGGLE_USERNAME and KAGGLE_KEY, or ~/.kaggle/kaggle.json), and accept the model's licence on its page")
     if any(a.source.startswith("hf") and a.error_class in ("HTTP 401", "HTTP 403") for a in attempts):
         hints.append("Hugging Face refused the download: log in with `hf auth login` or set HF_TOKEN")

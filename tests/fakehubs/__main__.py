@@ -2,12 +2,12 @@
 
     python -m tests.fakehubs [--build-musiq DIR] \\
         [--tfhub PATH=FOLDER ...] [--kaggle HANDLE=FOLDER ...] \\
-        [--hf REPO:FILE=LOCALFILE ...] [--https PATH=LOCALFILE ...] [--kaggle-port 7777]
+        [--hf REPO:FILE=LOCALFILE ...] [--https PATH=LOCALFILE ...] [--kaggle-port PORT]
 
 Prints one JSON line on stdout once every fake listens, e.g.
 ``{"tfhub": "http://127.0.0.1:41234", "kaggle": ..., "hf": ..., "https": ..., "pid": 123}``,
-then serves until SIGTERM/SIGINT. Give the daemon ``KEEPERS_KAGGLE_ENDPOINT=<kaggle>``
-and ``HF_ENDPOINT=<hf>``, and point ``models.sources`` at the tfhub/https URLs.
+then serves until SIGTERM/SIGINT. Give the daemon ``KAGGLE_API_ENVIRONMENT=LOCALHOST``
+with ``HTTP_PROXY=<kaggle>`` and ``NO_PROXY=127.0.0.1`` (KaggleFake.client_env), and ``HF_ENDPOINT=<hf>``, and point ``models.sources`` at the tfhub/https URLs.
 Faults are switched over HTTP: ``POST <url>/__fake/fault`` with JSON
 ``{"kind": "status", "status": 503}`` (fields of fakehubs.server.Fault),
 ``POST <url>/__fake/clear``, ``GET <url>/__fake/stats``.
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kaggle", action="append", default=[], metavar="HANDLE=FOLDER")
     parser.add_argument("--hf", action="append", default=[], metavar="REPO:FILE=LOCALFILE")
     parser.add_argument("--https", action="append", default=[], metavar="PATH=LOCALFILE")
-    parser.add_argument("--kaggle-port", type=int, default=0, help="7777 for KAGGLE_API_ENVIRONMENT=TEST (default: a free port)")
+    parser.add_argument("--kaggle-port", type=int, default=0, help="the Kaggle fake's port (default: a free port)")
     args = parser.parse_args(argv)
 
     if args.build_musiq and not (args.build_musiq / "saved_model.pb").exists():

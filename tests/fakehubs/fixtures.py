@@ -2,13 +2,14 @@
 
     def test_x(tfhub_fake, kaggle_fake, musiq_savedmodel):
         url = tfhub_fake.add_model("/google/musiq/spaq/1", musiq_savedmodel)
-        kaggle_fake.add_model("google/musiq/tensorFlow2/spaq", musiq_savedmodel)
+        kaggle_fake.add_model("google/musiq/tensorFlow2/spaq/1", musiq_savedmodel)
         tfhub_fake.down()
         config = fast_config(sources={"musiq-spaq": [{"kind": "tfhub", "url": url}]})
 
 Each fake runs on a free 127.0.0.1 port for one test and is stopped after
-it. ``kaggle_fake`` sets KEEPERS_KAGGLE_ENDPOINT and ``hf_fake`` sets
-HF_ENDPOINT for the test, so the real clients talk to them.
+it. ``kaggle_fake`` sets KAGGLE_API_ENVIRONMENT and HTTP_PROXY (see
+KaggleFake) and ``hf_fake`` sets HF_ENDPOINT for the test, so the real
+clients talk to them.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ def fast_config(
     initial_seconds: float = 0.05,
     max_seconds: float = 5.0,
     timeout_seconds: float = 5.0,
+    min_bytes_per_second: float = 1024.0,
+    slow_window_seconds: float = 60.0,
     health: SourceHealth | None = None,
     database: Path | None = None,
     hermetic: bool = True,
@@ -54,7 +57,8 @@ def fast_config(
         sources=dict(sources or {}),
         enabled=tuple(enabled),
         offline=offline,
-        retry=RetryPolicy(attempts=attempts, initial_seconds=initial_seconds, max_seconds=max_seconds, timeout_seconds=timeout_seconds),
+        retry=RetryPolicy(attempts=attempts, initial_seconds=initial_seconds, max_seconds=max_seconds, timeout_seconds=timeout_seconds,
+                          min_bytes_per_second=min_bytes_per_second, slow_window_seconds=slow_window_seconds),
         health=health or SourceHealth(failures=100, window_seconds=600, cooldown_seconds=300),
     )
     return dataclasses.replace(base, models=models, database=database)
@@ -80,8 +84,10 @@ def tfhub_fake() -> Iterator[TFHubFake]:
 @pytest.fixture
 def kaggle_fake(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KaggleFake]:
     with KaggleFake() as hub:
-        monkeypatch.setenv("KEEPERS_KAGGLE_ENDPOINT", hub.url)
-        monkeypatch.delenv("KAGGLE_API_ENVIRONMENT", raising=False)
+        for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in hub.client_env().items():
+            monkeypatch.setenv(name, value)
         for name in ("KAGGLE_API_TOKEN", "KAGGLE_USERNAME", "KAGGLE_KEY"):
             monkeypatch.delenv(name, raising=False)
         monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path_factory.mktemp("kaggle-config")))  # no real credentials

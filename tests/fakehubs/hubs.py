@@ -17,7 +17,7 @@ from .server import FakeHub, Reply, Request
 
 
 class FileHub(FakeHub):
-    """A plain file server (an HTTPS mirror stand-in): GET/HEAD of registered paths, with Range."""
+    """A plain file server (an HTTPS mirror stand-in): GET/HEAD of registered paths, with an ETag, Range and If-Range."""
 
     name = "https-fake"
 
@@ -35,7 +35,7 @@ class FileHub(FakeHub):
         data = self.files.get(request.path)
         if data is None:
             return self.error_reply(404, f"{request.path} not found", {})
-        return Reply.file(data)
+        return Reply.file(data, headers={"ETag": f'"{hashlib.sha256(data).hexdigest()[:16]}"'})
 
 
 class TFHubFake(FileHub):
@@ -54,18 +54,23 @@ class TFHubFake(FileHub):
         return self.add(path, tarball)
 
 
-def _split_handle(handle: str) -> tuple[str, str, str, str]:
-    owner, model, framework, variation = handle.split("/")[:4]
-    return owner, model, framework, variation
+def _split_handle(handle: str) -> tuple[str, str, str, str, int | None]:
+    parts = handle.strip("/").split("/")
+    owner, model, framework, variation = parts[:4]
+    return owner, model, framework, variation, int(parts[4]) if len(parts) > 4 else None
 
 
 class KaggleFake(FakeHub):
     """Kaggle Models API stand-in for kagglehub 1.x (kagglesdk RPC style).
 
     ``POST [/api]/v1/models.ModelApiService/<Method>`` with a JSON body:
-    GetModelInstance, ListModelInstanceVersionFiles, DownloadModelInstanceVersion.
-    Point kagglehub at it with ``KEEPERS_KAGGLE_ENDPOINT=<url>`` (keepers'
-    kaggle source), or run it on port 7777 with ``KAGGLE_API_ENVIRONMENT=TEST``.
+    GetModelInstance (the latest version), ListModelInstanceVersionFiles,
+    DownloadModelInstanceVersion (of the ``versionNumber`` asked for).
+    kagglesdk has no setting for another API address, so the real client
+    reaches the fake the way it would reach a mirror: with
+    ``KAGGLE_API_ENVIRONMENT=LOCALHOST`` (API at http://localhost) and
+    ``HTTP_PROXY=<url>``, ``NO_PROXY=127.0.0.1`` (see :meth:`client_env`); the
+    fake answers the proxied requests itself.
     """
 
     name = "kaggle-fake"
@@ -73,16 +78,24 @@ class KaggleFake(FakeHub):
 
     def __init__(self, port: int = 0):
         super().__init__(port)
-        self.models: dict[tuple[str, str, str], tuple[int, dict[str, bytes]]] = {}
+        self.models: dict[tuple[str, str, str], dict[int, dict[str, bytes]]] = {}
 
-    def add_model(self, handle: str, folder: Path | None = None, *, files: dict[str, bytes] | None = None, version: int = 1) -> str:
-        """Serve ``folder``'s files (or ``files``: relative name → bytes) as ``owner/model/framework/variation``."""
+    def client_env(self) -> dict[str, str]:
+        """The environment that points kagglehub at this fake (and keeps other 127.0.0.1 fakes direct)."""
+        return {"KAGGLE_API_ENVIRONMENT": "LOCALHOST", "HTTP_PROXY": self.url, "http_proxy": self.url,
+                "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"}
+
+    def add_model(self, handle: str, folder: Path | None = None, *, files: dict[str, bytes] | None = None, version: int | None = None) -> str:
+        """Serve ``folder``'s files (or ``files``: relative name → bytes) as
+        ``owner/model/framework/variation/version`` (the version from the handle,
+        else ``version``, else 1); returns the versioned handle."""
         if files is None:
             assert folder is not None, "give a folder or files"
             files = {str(p.relative_to(folder)): p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.is_file()}
-        owner, model, _framework, variation = _split_handle(handle)
-        self.models[(owner.lower(), model.lower(), variation.lower())] = (version, files)
-        return handle
+        owner, model, framework, variation, in_handle = _split_handle(handle)
+        number = in_handle or version or 1
+        self.models.setdefault((owner.lower(), model.lower(), variation.lower()), {})[number] = files
+        return f"{owner}/{model}/{framework}/{variation}/{number}"
 
     def error_reply(self, status: int, message: str, headers: dict[str, str]) -> Reply:
         return Reply.json({"code": status, "message": message}, status, headers)
@@ -95,19 +108,24 @@ class KaggleFake(FakeHub):
 
         body = json.loads(request.body or b"{}")
         key = (str(body.get("ownerSlug", "")).lower(), str(body.get("modelSlug", "")).lower(), str(body.get("instanceSlug", "")).lower())
-        if key not in self.models:
+        versions = self.models.get(key)
+        if not versions:
             return self.error_reply(404, f"model instance {'/'.join(key)} not found", {})
-        version, files = self.models[key]
+        latest = max(versions)
         method = match.group(1)
         if method == "GetModelInstance":
-            return Reply.json({"id": 1, "slug": key[2], "versionNumber": version, "versionId": version,
+            return Reply.json({"id": 1, "slug": key[2], "versionNumber": latest, "versionId": latest,
                                "framework": body.get("framework", "tensorFlow2")})
+        number = int(body.get("versionNumber") or latest)
+        if number not in versions:
+            return self.error_reply(404, f"version {number} of {'/'.join(key)} not found", {})
+        files = versions[number]
         if method == "ListModelInstanceVersionFiles":
             return Reply.json({"files": [{"name": n, "size": len(b)} for n, b in files.items()], "nextPageToken": ""})
         if method == "DownloadModelInstanceVersion":
             path = body.get("path")
             if path not in files:
-                return self.error_reply(404, f"file {path!r} not in {'/'.join(key)}", {})
+                return self.error_reply(404, f"file {path!r} not in {'/'.join(key)}/{number}", {})
             return Reply.file(files[path])
         return self.error_reply(404, f"method {method} is not faked", {})
 

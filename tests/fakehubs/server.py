@@ -12,6 +12,7 @@ are not counted.
     hub.fail(401) / hub.fail(404)
     hub.reset_mid_body(times=1)         # send half the body, then drop the connection
     hub.slow_body(delay=5, times=1)     # send half, stall `delay` s, then the rest
+    hub.trickle(interval=0.5)           # one byte every `interval` s (until the client hangs up)
     hub.wrong_bytes()                   # same length, different bytes (a hash mismatch)
     hub.clear()                         # back to normal
     hub.count / hub.requests / hub.bytes_sent
@@ -27,7 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-BODY_FAULTS = ("reset", "slow", "wrong_bytes")
+BODY_FAULTS = ("reset", "slow", "wrong_bytes", "trickle")
 
 
 @dataclass
@@ -36,7 +37,7 @@ class Fault:
     status: int = 503
     retry_after: float | str | None = None
     times: int | None = None  # None = until cleared
-    delay: float = 5.0  # slow: seconds of stall in the middle of the body
+    delay: float = 5.0  # slow: seconds of stall in the middle of the body; trickle: seconds between bytes
     path_contains: str | None = None  # only requests whose path contains this
 
 
@@ -146,6 +147,10 @@ class FakeHub:
     def slow_body(self, delay: float = 5.0, *, times: int | None = 1) -> "FakeHub":
         return self.add_fault(Fault("slow", delay=delay, times=times))
 
+    def trickle(self, interval: float = 0.5, *, times: int | None = None, path_contains: str | None = None) -> "FakeHub":
+        """Send bodies one byte every ``interval`` seconds (a connection that is alive but useless)."""
+        return self.add_fault(Fault("trickle", delay=interval, times=times, path_contains=path_contains))
+
     def wrong_bytes(self, *, times: int | None = None) -> "FakeHub":
         return self.add_fault(Fault("wrong_bytes", times=times))
 
@@ -217,6 +222,9 @@ class FakeHub:
         if reply.payload:
             headers.setdefault("Accept-Ranges", "bytes")
             start = request.range_start
+            if_range = request.headers.get("if-range")
+            if if_range is not None and if_range != headers.get("ETag"):
+                start = None  # the file changed since the client's partial copy: send it whole
             if start is not None and status == 200:
                 if start >= len(body):
                     status, body = 416, b""
@@ -245,6 +253,12 @@ class FakeHub:
                 # much arrived would depend on socket buffers.)
                 handler.connection.shutdown(socket.SHUT_RDWR)
                 handler.close_connection = True
+            elif fault.kind == "trickle":
+                for i in range(len(body)):
+                    self._write(handler, body[i:i + 1])
+                    handler.wfile.flush()
+                    if self._stopping.wait(fault.delay):
+                        return
             elif fault.kind == "slow":
                 self._write(handler, body[: len(body) // 2])
                 handler.wfile.flush()

@@ -1,7 +1,9 @@
 """One module per kind of source. Each exposes ``fetch(spec, ctx) -> Path``
-that returns a finished local copy or lets its client's exception out
-(``daemon.hub.failures.classify`` sorts those out). Frameworks and hub
-clients are imported inside ``fetch``, never at module import."""
+that returns a finished local copy, or raises a SourceFailure: each turns
+its client's exceptions into one, by type, at the one place it calls the
+client. Every download runs under the progress deadline of ``base``.
+Frameworks and hub clients are imported inside ``fetch``, never at module
+import."""
 
 from __future__ import annotations
 

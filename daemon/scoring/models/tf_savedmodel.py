@@ -24,19 +24,28 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: long edge (pixels) each adapter re-encodes at, unless options.image_size says otherwise.
-#: MUSIQ is multi-scale and takes any size (its papers use ~512 long edge);
-#: VILA resizes to 224x224 inside its graph.
+#: long side (pixels) each adapter re-encodes at, unless the catalog entry's
+#: ``input:`` says otherwise (``long_side``, or ``short_side``). MUSIQ is
+#: multi-scale and takes any size, but scores best near the size of the data it
+#: was trained on (the shipped catalog sets it per model); VILA resizes to
+#: 224x224 inside its graph.
 DEFAULT_IMAGE_SIZE = {"musiq": 512, "vila": 224}
 #: output tensor name of the serving signature
 DEFAULT_OUTPUT_KEY = {"musiq": "output_0", "vila": "predictions"}
+#: the ``input:`` keys these adapters read (max_side and image_size: older names of long_side)
+INPUT_KEYS = ("long_side", "short_side", "max_side", "image_size", "signature", "output_key", "batch_size", "version")
 
 
-def encode_jpeg(rgb: np.ndarray, long_edge: int | None, quality: int = 95) -> bytes:
-    """JPEG bytes of an HxWx3 uint8 image, scaled down so its long edge is at most ``long_edge``."""
+def encode_jpeg(rgb: np.ndarray, long_edge: int | None, quality: int = 95, *, short_edge: int | None = None) -> bytes:
+    """JPEG bytes of an HxWx3 uint8 image, scaled down so its long side is at most
+    ``long_edge`` (or, with ``short_edge``, its short side at most that)."""
     image = Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8), "RGB")
-    if long_edge and max(image.size) > long_edge:
+    scale = 1.0
+    if short_edge and min(image.size) > short_edge:
+        scale = short_edge / min(image.size)
+    elif long_edge and max(image.size) > long_edge:
         scale = long_edge / max(image.size)
+    if scale < 1.0:
         image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.BILINEAR)
     buf = io.BytesIO()
     image.save(buf, format="JPEG", quality=quality)
@@ -50,7 +59,12 @@ class SavedModelScorer(LearnedScorer):
         super().__init__(spec, version)
         family = "vila" if spec.adapter.lower().startswith("vila") else "musiq"
         opts = self.options
-        self.image_size = int(opts.get("max_side", opts.get("image_size", DEFAULT_IMAGE_SIZE[family])))
+        unknown = sorted(set(opts) - set(INPUT_KEYS), key=str)
+        if unknown:
+            raise ModelLoadError(spec.name, path, f"its catalog entry has the unknown input key {unknown[0]!r}",
+                                 f"The {family} adapter reads input: {', '.join(INPUT_KEYS[:2] + INPUT_KEYS[4:])}.")
+        self.short_side = int(opts["short_side"]) if opts.get("short_side") else None
+        self.image_size = int(opts.get("long_side", opts.get("max_side", opts.get("image_size", DEFAULT_IMAGE_SIZE[family]))))
         self.output_key = str(opts.get("output_key", DEFAULT_OUTPUT_KEY[family]))
         signature_name = str(opts.get("signature", "serving_default"))
         configure_tf_threads(threads)
@@ -69,7 +83,7 @@ class SavedModelScorer(LearnedScorer):
         signatures = getattr(self._loaded, "signatures", {})
         if signature_name not in signatures:
             raise ModelLoadError(spec.name, path, f"has no {signature_name!r} signature (has: {', '.join(signatures) or 'none'})",
-                                 "Set options.signature to one it has.")
+                                 "Set input.signature in the model's catalog entry to one it has.")
         self._fn = signatures[signature_name]
         inputs = self._fn.structured_input_signature[1]
         if len(inputs) != 1:
@@ -85,7 +99,7 @@ class SavedModelScorer(LearnedScorer):
                 self.output_key = next(iter(outputs))
             else:
                 raise ModelLoadError(spec.name, path, f"signature has no output {self.output_key!r} (has: {', '.join(outputs)})",
-                                     "Set options.output_key to the score output.")
+                                     "Set input.output_key in the model's catalog entry to the score output.")
         log.debug("%s: SavedModel input %r, output %r, size %d", spec.name, self._input_name, self.output_key, self.image_size)
 
     def _raw_batch(self, images: Sequence["Decoded"]) -> list[float]:
@@ -93,7 +107,7 @@ class SavedModelScorer(LearnedScorer):
         tf = self._tf
         out: list[float] = []
         for image in images:
-            data = encode_jpeg(image.rgb, self.image_size)
+            data = encode_jpeg(image.rgb, self.image_size, short_edge=self.short_side)
             result: Any = self._fn(**{self._input_name: tf.constant(data)})
             value = np.asarray(result[self.output_key]).reshape(-1)
             if value.size == 0:

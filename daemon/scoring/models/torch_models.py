@@ -108,11 +108,18 @@ def build_module(spec: SpecLike, path: Path, role: str = "scorer") -> BuiltNet:
 
 
 def _build_clip(spec: SpecLike, path: Path) -> BuiltNet:
-    """A CLIP image encoder from a Hugging Face snapshot folder (config.json + model.safetensors)."""
+    """A CLIP image encoder from a Hugging Face snapshot folder: config.json and the
+    weights as model.safetensors or pytorch_model.bin (what openai/clip-vit-base-patch32
+    holds; a plain state dict, loaded with weights_only=True)."""
     from .clip import ClipImageEncoder, read_config, vision_state
 
     folder = path if path.is_dir() else path.parent
-    file = path if path.is_file() else single_file(spec.name, folder, (".safetensors",))
+    if path.is_file():
+        file = path
+    elif any(folder.rglob("*.safetensors")):
+        file = single_file(spec.name, folder, (".safetensors",))
+    else:
+        file = single_file(spec.name, folder, (".bin",))
     try:
         config = read_config(folder)
         module: nn.Module = ClipImageEncoder(config)
