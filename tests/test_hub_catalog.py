@@ -113,7 +113,7 @@ def test_kaggle_hint_says_public_models_need_no_token() -> None:
     from daemon.errors import SourceAttempt
 
     spec = load_catalog(fast_config(hermetic=False))["musiq-koniq"]
-    (hint,) = [h for h in _hints(spec, [SourceAttempt("kaggle google/musiq/tensorFlow2/koniq-10k/1", "failed", "HTTP 401", "x")], False)
+    (hint,) = [h for h in _hints(spec, [SourceAttempt("kaggle google/musiq/tensorFlow2/koniq-10k/1", "failed", "HTTP 401", "x")], False, 60.0)
                if "Kaggle" in h]
     assert "public models (MUSIQ, VILA) need no token" in hint and "KAGGLE_API_TOKEN" in hint
 
