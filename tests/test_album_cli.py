@@ -54,6 +54,17 @@ def test_reselect_then_picks_json_explains_each_pick(db_path: Path, library: dic
     assert first["reason"]["runner_up"]["id"] == library["b"]
 
 
+def test_picks_come_in_the_order_the_photos_were_taken(db_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Moment ids are row ids: a folder scanned first can hold the newest photos."""
+    with StoreWriter(db_path) as writer:
+        for name, taken in (("evening", T0 + 9 * 3600), ("morning", T0), ("noon", T0 + 3 * 3600)):
+            writer.call(lambda db, n=name, t=taken: insert_photo(db, SyntheticPhoto(f"/p/day/{n}.jpg", t, {"aesthetic": 0.5}, "0123456789abcdef")))
+    assert keepers("reselect", "--db", str(db_path)) == 0
+    capsys.readouterr()
+    keepers("picks", "--db", str(db_path), "--json")
+    assert [Path(p["path"]).stem for p in json.loads(capsys.readouterr().out)] == ["morning", "noon", "evening"]
+
+
 def test_pin_and_reject_without_a_daemon_write_the_choice_and_repick(db_path: Path, library: dict[str, int], capsys: pytest.CaptureFixture[str]) -> None:
     assert keepers("pin", "--db", str(db_path), "/p/x/b.jpg") == 0
     assert keepers("reject", "--db", str(db_path), "--json", "/p/x/c.jpg") == 0

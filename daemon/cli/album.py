@@ -127,11 +127,12 @@ def cmd_picks(args: argparse.Namespace) -> int:
 
 
 def _picks(conn: sqlite3.Connection) -> Iterator[dict[str, Any]]:
-    """The album in display order, read as a stream."""
+    """The album in the order its photos were taken (a moment's id is a row id, not a time), read as a stream."""
     conn.row_factory = sqlite3.Row
     for r in conn.execute(
         "SELECT i.path, p.image_id, p.moment, p.cluster, p.rank, p.composite, p.reason, p.run_id"
-        " FROM picks p JOIN images i ON i.id = p.image_id ORDER BY p.moment, p.cluster, p.rank, p.image_id"
+        " FROM picks p JOIN images i ON i.id = p.image_id"
+        " ORDER BY coalesce(i.taken_at, i.mtime_ns / 1e9), p.moment, p.cluster, p.rank, p.image_id"
     ):
         try:
             reason = json.loads(r["reason"])
