@@ -424,6 +424,8 @@ class Service:
 
     def _command_loop(self) -> None:
         while not self.stop_event.wait(COMMAND_POLL_SECONDS):
+            if self.writer.waiting_for_storage:
+                continue  # taking a command is a write too; the commands wait in their table
             self._poll_commands()
 
     def fail(self, why: str) -> None:
