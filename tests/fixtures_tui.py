@@ -212,6 +212,17 @@ def screen_text(app: Any) -> str:
     return console.export_text()
 
 
+def widget_text(app: Any, selector: str) -> str:
+    """What one Static widget of the current screen shows, as plain text (unclipped by its pane)."""
+    import io
+
+    from rich.console import Console
+
+    console = Console(width=200, file=io.StringIO(), color_system=None, record=True)
+    console.print(app.screen.query_one(selector).content)
+    return console.export_text().strip()
+
+
 async def settle(pilot: Any, rounds: int = 3) -> None:
     """Wait until the app's loading workers (and the ones they start) are done and painted."""
     for _ in range(rounds):

@@ -212,10 +212,6 @@ def _picked(db: Path) -> bool:
 
 
 def _detail(app) -> str:  # type: ignore[no-untyped-def]
-    import io
+    from fixtures_tui import widget_text
 
-    from rich.console import Console
-
-    console = Console(width=200, file=io.StringIO(), color_system=None, record=True)
-    console.print(app.screen.query_one("#photo-detail").content)
-    return console.export_text()
+    return widget_text(app, "#photo-detail")

@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable
 
 from daemon.album.service_hooks import AlbumHooks
 from daemon.config import load_config
 from daemon.service.commands import CommandRegistry, poll_commands
 from daemon.store import StoreReader, StoreWriter
-from fixtures_tui import FIXED_NOW, screen_text, settle, write_selection
+from fixtures_tui import FIXED_NOW, screen_text, settle, widget_text, write_selection
 from tui.app import KeepersApp
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.usefixtures("utc")]
@@ -49,17 +49,6 @@ async def wait_until(pilot, check: Callable[[], bool], seconds: float = 10.0) ->
     return check()
 
 
-def text_of(app: KeepersApp, selector: str) -> str:
-    """What a widget shows, as plain text."""
-    import io
-
-    from rich.console import Console
-
-    console = Console(width=200, file=io.StringIO(), color_system=None, record=True)
-    console.print(app.screen.query_one(selector, Static).content)
-    return console.export_text().strip()
-
-
 async def test_photo_detail_shows_pin_reject_unpin_at_once_then_as_stored(sample_db: Path) -> None:
     app = make_app(sample_db)
     async with app.run_test(size=(160, 48)) as pilot:
@@ -68,11 +57,11 @@ async def test_photo_detail_shows_pin_reject_unpin_at_once_then_as_stored(sample
         path = app.screen.selected_photo()
         for key, kind, stored in (("k", "pin", "pinned by hand"), ("x", "reject", "rejected by hand"), ("u", "unpin", None)):
             await pilot.press(key)
-            assert await wait_until(pilot, lambda: f"{kind} asked of the daemon" in text_of(app, "#photo-detail"), 5), kind
+            assert await wait_until(pilot, lambda: f"{kind} asked of the daemon" in widget_text(app, "#photo-detail"), 5), kind
             assert answer_commands(sample_db) >= 1
             # no key pressed, the cursor where it was: the pane follows the daemon's answer
-            assert await wait_until(pilot, lambda: "asked of the daemon" not in text_of(app, "#photo-detail")), kind
-            detail = text_of(app, "#photo-detail")
+            assert await wait_until(pilot, lambda: "asked of the daemon" not in widget_text(app, "#photo-detail")), kind
+            detail = widget_text(app, "#photo-detail")
             assert (stored in detail) if stored else ("by hand" not in detail), (kind, detail)
             assert app.screen.selected_photo() == path
 
@@ -122,10 +111,10 @@ async def test_esc_clears_the_filter_and_an_empty_result_says_what_to_do(sample_
         await settle(pilot)
         await pilot.press("slash", *"nomatch", "enter")
         await settle(pilot)
-        empty = text_of(app, "#status")
+        empty = widget_text(app, "#status")
         await pilot.press("escape")
         await settle(pilot)
-        after = text_of(app, "#status")
+        after = widget_text(app, "#status")
         box = app.screen.query_one("#photos-filter")
     assert empty == "no photos matching “nomatch” · Esc clears the filter"
     assert "0–0" not in empty
@@ -171,12 +160,12 @@ async def test_the_waiting_screen_names_the_database_it_was_given(tmp_path: Path
     app = make_app(tmp_path / "k.db")
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause()
-        shown = text_of(app, "#nodb-message")
+        shown = widget_text(app, "#nodb-message")
     assert f"keepers run --tui --db {tmp_path / 'k.db'}" in shown and f"keepers run --db {tmp_path / 'k.db'}" in shown
     default = make_app(paths.database_file())
     async with default.run_test(size=(100, 30)) as pilot:
         await pilot.pause()
-        assert "--db" not in text_of(default, "#nodb-message")  # the default database needs no flag
+        assert "--db" not in widget_text(default, "#nodb-message")  # the default database needs no flag
 
 
 async def test_start_up_notices_show_on_screen(sample_db: Path) -> None:
