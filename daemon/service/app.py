@@ -1,7 +1,7 @@
 """The daemon: builds the parts, starts them in order, serves until told to stop.
 
 Start-up order: store → writer → pipeline → model manager (loads in the
-background) → plugins (the album) → watchers → catch-up scan (in the
+background) → the album → watchers → catch-up scan (in the
 background) → READY=1.
 SIGTERM/SIGINT: STOPPING=1, watchers off, the settle queue dropped (those files
 have no row yet, so the next catch-up scan finds them), the pipeline drained
@@ -118,7 +118,7 @@ class Service:
         self._last_beat = 0.0
         self._beat_future: Any = None
 
-    # -- what plugins use -----------------------------------------------------------------
+    # -- what the parts use -----------------------------------------------------------------
 
     def register_command(self, kind: str, handler: Callable[[str | None], Any]) -> None:
         self.commands.register(kind, handler)
@@ -263,7 +263,7 @@ class Service:
         for hook in list(self.caught_up_hooks):
             try:
                 hook(summary)
-            except Exception:  # noqa: BLE001 - a plugin's bug must not stop the daemon
+            except Exception:  # noqa: BLE001 - a part's bug must not stop the daemon
                 log.exception("catch-up hook %r failed", hook)
 
     def _start_watching(self) -> None:
