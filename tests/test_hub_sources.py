@@ -188,3 +188,29 @@ def test_hf_snapshot_missing_a_listed_file_falls_back_and_caches_nothing(hf_fake
     assert attempt.error_class == "MissingFiles" and "pytorch_model.bin" in attempt.message
     with pytest.raises(ModelUnavailable):  # offline, nothing partial is served either
         ModelHub(fast_config(sources={"clip-vit-b32": sources[:1]}, offline=True)).fetch("clip-vit-b32")
+
+
+@pytest.mark.slow
+@pytest.mark.tf
+def test_tfhub_trickle_ends_on_the_progress_deadline_since_the_client_sets_no_timeout(musiq_savedmodel: Path) -> None:
+    import time
+
+    import tensorflow_hub
+
+    from daemon.errors import ModelUnavailable
+    from fakehubs import TFHubFake
+
+    # The tfhub source's docstring: this release opens URLs with no timeout and has no setting for one.
+    assert tensorflow_hub.__version__ == "0.16.1", "a new tensorflow_hub: check whether it takes a timeout now (sources/tfhub.py)"
+    with TFHubFake() as tfhub:
+        url = tfhub.add_model("/google/musiq/spaq/1", musiq_savedmodel)
+        tfhub.trickle(1.0)
+        config = fast_config(sources={"musiq-spaq": [{"kind": "tfhub", "url": url}]}, attempts=3,
+                             min_bytes_per_second=200, slow_window_seconds=3.0)
+        started = time.monotonic()
+        with pytest.raises(ModelUnavailable) as info:
+            ModelHub(config).fetch("musiq-spaq")
+        took = time.monotonic() - started
+    (attempt,) = info.value.attempts
+    assert attempt.error_class == "TooSlow" and tfhub.count == 1  # given up on, not retried
+    assert took < 20, f"took {took:.1f} s"

@@ -88,3 +88,24 @@ def test_clip_snapshot_missing_a_layer_is_refused(tmp_path: Path) -> None:
     state = {k: v for k, v in hf_clip_state().items() if ".layers.1." not in k}
     with pytest.raises(ModelLoadError, match="do not fit"):
         load_adapter(SPEC, write_snapshot(tmp_path / "broken", state), threads=1)
+
+
+def test_clip_snapshot_with_pytorch_model_bin_loads_like_the_safetensors_one(tmp_path: Path) -> None:
+    """openai/clip-vit-base-patch32 holds pytorch_model.bin (transformers' torch.save of the state dict,
+    text tower included), not model.safetensors: the same weights give the same embeddings."""
+    from collections import OrderedDict
+
+    state = hf_clip_state()
+    safet = write_snapshot(tmp_path / "safetensors", state)
+    binary = tmp_path / "bin"
+    binary.mkdir()
+    for name in ("config.json", "preprocessor_config.json"):
+        (binary / name).write_bytes((safet / name).read_bytes())
+    full = OrderedDict(state)
+    full["text_model.embeddings.token_embedding.weight"] = torch.zeros(10, HIDDEN)  # ignored by the vision encoder
+    full["vision_model.embeddings.position_ids"] = torch.arange(5).unsqueeze(0)  # a buffer old checkpoints carry
+    torch.save(full, binary / "pytorch_model.bin")
+    spec = AdapterSpec("clip-vit-b32", "embedding", "torch-state-dict", "clip-vision", (-1.0, 1.0), {"size": IMAGE})
+    image = [decoded(flat_image(90, (40, 60)))]
+    from_bin = load_adapter(spec, binary, threads=1).embed_batch(image)[0]
+    np.testing.assert_allclose(from_bin, load_adapter(SPEC, safet, threads=1).embed_batch(image)[0], atol=1e-5)

@@ -58,3 +58,19 @@ def test_a_single_output_is_used_whatever_its_name(tmp_path: Path) -> None:
     spec = AdapterSpec("musiq-spaq", "technical", "tf-savedmodel", "musiq", (0.0, 100.0), {"output_key": "score"})
     model = load_adapter(spec, folder, threads=1)  # a single output is taken whatever its name
     assert model.output_key == "output_0"
+
+
+def test_musiq_input_sizes_scale_the_photo_like_the_training_data() -> None:
+    rgb = np.zeros((3000, 4000, 3), dtype=np.uint8)
+    size = lambda data: Image.open(io.BytesIO(data)).size  # noqa: E731
+    assert size(encode_jpeg(rgb, 1024)) == (1024, 768)  # KonIQ: 1024x768
+    assert size(encode_jpeg(rgb, None, short_edge=512)) == (683, 512)  # SPAQ: short side 512
+    assert size(encode_jpeg(rgb, 640)) == (640, 480)  # PaQ-2-PiQ: 640x480
+    assert size(encode_jpeg(np.zeros((300, 400, 3), dtype=np.uint8), None, short_edge=512)) == (400, 300)  # never enlarged
+
+
+def test_an_unknown_input_key_is_refused_naming_the_keys_the_adapter_reads(tmp_path: Path) -> None:
+    spec = AdapterSpec("musiq-spaq", "technical", "tf-savedmodel", "musiq", (0.0, 100.0), {"max_sise": 512})
+    with pytest.raises(ModelLoadError) as info:
+        load_adapter(spec, tmp_path)
+    assert "'max_sise'" in str(info.value) and "input: long_side, short_side" in str(info.value)
