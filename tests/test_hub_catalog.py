@@ -47,13 +47,6 @@ def test_each_musiq_model_is_fed_the_size_of_the_data_it_was_trained_on() -> Non
                      "musiq-paq2piq": {"long_side": 640}, "musiq-ava": {"long_side": 512}}
 
 
-def test_the_two_copies_of_the_catalog_are_the_same() -> None:
-    from daemon import paths
-
-    top = Path(__file__).resolve().parents[1] / "configs" / "models.yaml"
-    assert top.read_text(encoding="utf-8") == paths.DEFAULT_CATALOG_FILE.read_text(encoding="utf-8")
-
-
 def test_user_sources_go_before_the_catalogs(tmp_path: Path) -> None:
     config = fast_config(sources={"musiq-spaq": [{"kind": "local", "path": str(tmp_path / "spaq")}]}, hermetic=False)
     kinds = [s.kind for s in load_catalog(config)["musiq-spaq"].sources]
