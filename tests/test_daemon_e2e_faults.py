@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -15,7 +16,6 @@ import pytest
 from daemon.paths import ENV_FAULT_COMMIT
 from daemon.service.health import EXIT_UNHEALTHY
 from daemon.store import StoreReader
-from daemon.store.reader import enqueue_command
 from tui.queries import overview
 from fixtures_daemon import Daemon, NotifySocket, query, rows_by_path, small_photo, wait_for, write_config
 
@@ -160,7 +160,21 @@ def test_a_full_disk_loses_nothing_says_so_and_everything_is_scored_once_space_r
     assert query(daemon.db, "PRAGMA integrity_check") == [("ok",)]
 
 
-COMMANDS = 12
+COMMANDS = 60
+
+
+def _enqueue_at_once(db: Path, kind: str, count: int) -> list[int]:
+    """``count`` commands arriving together (one transaction), as a burst of dashboard actions
+    does between two polls: the daemon finds them all open at once."""
+    conn = sqlite3.connect(db, timeout=10, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        ids = [conn.execute("INSERT INTO commands (kind, created) VALUES (?, ?)", (kind, time.time())).lastrowid
+               for _ in range(count)]
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    return [int(i) for i in ids]
 
 
 def test_kill_9_in_the_middle_of_a_batch_of_commands_carries_each_out_once_after_restart(tmp_path: Path) -> None:
@@ -172,12 +186,12 @@ def test_kill_9_in_the_middle_of_a_batch_of_commands_carries_each_out_once_after
     daemon = Daemon(photos, db, config).start()
     try:
         assert wait_for(lambda: _all_scored(db, shots), 60), daemon.log_text()
-        ids = [enqueue_command(db, "reselect") for _ in range(COMMANDS)]
+        ids = _enqueue_at_once(db, "reselect", COMMANDS)
 
         def done() -> int:
             return query(db, "SELECT COUNT(*) FROM commands WHERE done IS NOT NULL")[0][0]
 
-        assert wait_for(lambda: done() >= 2, 30), daemon.log_text()
+        assert wait_for(lambda: done() >= 3, 30, interval=0.01), daemon.log_text()
     finally:
         daemon.kill()
     done_before_kill = done()
