@@ -154,7 +154,7 @@ def stray_rows(conn: sqlite3.Connection) -> tuple[list[int], list[int]]:
 
 def settle_run(db: sqlite_utils.Database, album: AlbumConfig, run_id: int, changes: Changes,
                strays: tuple[list[int], list[int]]) -> None:
-    """After the last batch: clear the strays, apply the size policy and record the changes."""
+    """After the last batch: clear the strays and apply the size policy."""
     conn = db.conn
     candidates, picks = strays
     conn.execute("DELETE FROM album_candidates WHERE image_id IN (SELECT value FROM json_each(?))", (_in(candidates),))
@@ -176,10 +176,12 @@ def settle_run(db: sqlite_utils.Database, album: AlbumConfig, run_id: int, chang
             (run_id, _in(desired)),
         )
         changes.note(desired - old, removed)
-    conn.executemany(
-        "INSERT INTO pick_changes (run_id, image_id, change) VALUES (?, ?, ?)",
-        [(run_id, i, "added") for i in sorted(changes.added)] + [(run_id, i, "removed") for i in sorted(changes.removed)],
-    )
+
+
+def record_changes(db: sqlite_utils.Database, rows: list[tuple[int, int, str]]) -> None:
+    """Some of a run's (run id, image id, added|removed) rows; a first run adds every pick,
+    so the caller writes them a slice per transaction."""
+    db.conn.executemany("INSERT INTO pick_changes (run_id, image_id, change) VALUES (?, ?, ?)", rows)
 
 
 def run_counts(conn: sqlite3.Connection) -> dict[str, int]:

@@ -14,13 +14,17 @@ import time
 from ..config import Config
 from ..store.db import open_db
 from ..store.writer import StoreWriter
-from .apply import Changes, SelectionResult, apply_batch, begin_run, close_run, run_counts, settle_run, stray_rows
+from .apply import (
+    Changes, SelectionResult, apply_batch, begin_run, close_run, record_changes, run_counts, settle_run, stray_rows,
+)
 from .choose import Comparator
 from .plan import plan_run
 
 log = logging.getLogger(__name__)
 
 TRIGGERS = ("start-up", "schedule", "new-photos", "command", "cli")
+#: pick_changes rows written per writer transaction (a first run of a million photos adds ~300 000)
+CHANGES_PER_TRANSACTION = 20_000
 
 
 def run_selection(
@@ -55,6 +59,9 @@ def run_selection(
                 writer.call(lambda db, plan=plan: apply_batch(db, plan, config.album, run_id, changes), timeout=300)
             strays = stray_rows(reader.conn) if scope.mode == "full" else ([], [])
             writer.call(lambda db: settle_run(db, config.album, run_id, changes, strays), timeout=300)
+            rows = [(run_id, i, "added") for i in sorted(changes.added)] + [(run_id, i, "removed") for i in sorted(changes.removed)]
+            for start in range(0, len(rows), CHANGES_PER_TRANSACTION):
+                writer.call(lambda db, part=rows[start : start + CHANGES_PER_TRANSACTION]: record_changes(db, part), timeout=300)
             counts = run_counts(reader.conn)
             result = writer.call(lambda db: close_run(db, scope, run_id, trigger, changes, counts))
         finally:
