@@ -166,6 +166,20 @@ async def test_pin_unpin_reject_keys_send_the_highlighted_photos_path(sample_db:
     assert commands(sample_db)[-3:] == [("pin", top), ("unpin", top), ("reject", top)]
 
 
+async def test_a_load_that_finishes_after_the_dashboard_quit_is_dropped_not_raised(sample_db: Path) -> None:
+    # Quitting right after an action: the refresh the action asked for can come back from its
+    # thread once the screen has lost its widgets; it used to end the dashboard with NoMatches.
+    app = make_app(sample_db)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("3")
+        await settle(pilot)
+        screen = app.screen
+        data, loads = screen.data, screen.loads
+    screen._apply(data, 0.0)
+    screen._show_error(sqlite3.OperationalError("database is locked"))
+    assert screen.loads == loads
+
+
 async def test_album_shows_picks_reasons_siblings_and_the_last_runs_changes(sample_db: Path) -> None:
     with StoreReader(sample_db) as reader:
         picks = reader.query("SELECT p.image_id, i.path, p.reason FROM picks p JOIN images i ON i.id = p.image_id ORDER BY i.taken_at")

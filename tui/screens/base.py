@@ -134,7 +134,15 @@ class DashboardScreen(Screen[None], Generic[D]):
         except RuntimeError:  # the app is shutting down
             pass
 
+    def _taken_down(self) -> bool:
+        """True once the screen has lost its widgets (the app is quitting): a load that finishes
+        then has nowhere to show its data, and querying for its widgets would raise NoMatches
+        inside the worker and end the dashboard with a traceback."""
+        return not self.is_attached or not self.query("#status")
+
     def _apply(self, data: D, seconds: float) -> None:
+        if self._taken_down():
+            return
         started = time.perf_counter()
         self.data = data
         self.last_load_seconds = seconds
@@ -146,6 +154,8 @@ class DashboardScreen(Screen[None], Generic[D]):
         self.last_apply_seconds = time.perf_counter() - started
 
     def _show_error(self, exc: BaseException) -> None:
+        if self._taken_down():
+            return
         status = self.query_one("#status", StatusLine)
         status.add_class("-error")
         status.update(f"cannot read {self.db_path}: {exc}")
