@@ -267,6 +267,7 @@ def run_daemon(data: Path, db: Path, photos_root: Path) -> None:
     config.write_text(yaml.safe_dump({"photos": [str(photos_root)], "database": str(db), "log_level": "info",
                                       "album": {"reselect_minutes": 0, "reselect_after_new": 0}}))
     sock_path = data / "notify.sock"
+    sock_path.unlink(missing_ok=True)  # left by a run that was stopped
     import socket
 
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
