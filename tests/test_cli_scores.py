@@ -14,7 +14,7 @@ import yaml
 from daemon.cli import main
 from fixtures_photos import save_jpeg, scene
 
-BUILTIN = {"sharpness", "exposure", "contrast", "noise", "colourfulness", "brisque"}
+BUILTIN = {"sharpness", "exposure", "contrast", "noise", "compression", "brisque"}
 FIELDS = {"path", "status", "error", "scores", "raw", "composite", "coverage", "groups", "missing_models"}
 
 

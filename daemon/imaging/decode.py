@@ -68,6 +68,9 @@ class PhotoMeta:
     camera: str | None
     exif: dict[str, Any] = field(default_factory=dict)
     format: str = ""
+    #: a JPEG's quality as libjpeg's 1-100 scale would have saved it, estimated from the
+    #: luminance quantisation table the file carries (None for other formats)
+    jpeg_quality: int | None = None
 
 
 @dataclass(eq=False)
@@ -232,7 +235,7 @@ def _decode_pil(path: Path, size: int) -> Decoded:
                 im.draft("RGB", (max(1, int(im.size[0] * want)), max(1, int(im.size[1] * want))))
             im.load()
             rgb = _to_rgb(im)
-            meta = _meta(exif, width, height, fmt)
+            meta = _meta(exif, width, height, fmt, jpeg_quality(im))
     for w in caught:
         if issubclass(w.category, Image.DecompressionBombWarning):
             log.warning("%s: very large image (%s); decoded anyway", path, w.message)
@@ -286,7 +289,31 @@ def _orient(rgb: np.ndarray, orientation: int) -> np.ndarray:
     return rgb
 
 
-def _meta(exif: Image.Exif, width: int, height: int, fmt: str) -> PhotoMeta:
+# libjpeg's standard luminance table (ITU T.81 Annex K), in natural (row) order, and what
+# its quality setting q makes of it: the table x 5000/q (q < 50) or x (200 - 2q) %, rounded, 1..255
+_STD_LUMA = np.array([16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
+                      14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
+                      18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+                      49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], dtype=np.float64)
+_QUALITIES = np.arange(1, 101)
+_SCALED = np.log(np.clip(np.floor((_STD_LUMA[None, :] * np.where(_QUALITIES < 50, 5000.0 / _QUALITIES, 200.0 - 2.0 * _QUALITIES)[:, None]
+                                   + 50.0) / 100.0), 1, 255))
+
+
+def jpeg_quality(im: Image.Image) -> int | None:
+    """The libjpeg quality (1-100) whose scaled standard table is nearest, in log terms, to
+    the luminance quantisation table of an open JPEG; None when it carries none. Cameras
+    and editors use their own tables: this is the libjpeg setting that quantises as
+    coarsely, an honest hint of how much the file was compressed, read without decoding."""
+    tables = getattr(im, "quantization", None) or {}
+    table = tables.get(0)
+    if table is None or len(table) != 64:
+        return None
+    logs = np.log(np.clip(np.asarray(table, dtype=np.float64), 1, 255))
+    return int(_QUALITIES[int(np.argmin(np.abs(_SCALED - logs[None, :]).sum(axis=1)))])
+
+
+def _meta(exif: Image.Exif, width: int, height: int, fmt: str, quality: int | None = None) -> PhotoMeta:
     values: dict[str, Any] = {}
     for tag, name in _TAGS_0TH.items():
         if tag in exif:
@@ -302,7 +329,7 @@ def _meta(exif: Image.Exif, width: int, height: int, fmt: str) -> PhotoMeta:
     model = _text(values.get("Model"))
     camera = model if make and model and model.lower().startswith(make.lower().split()[0]) else " ".join(p for p in (make, model) if p) or None
     kept = {k: _plain(values[k]) for k in KEPT_EXIF if k in values}
-    return PhotoMeta(width, height, _taken_at(values), camera, kept, fmt)
+    return PhotoMeta(width, height, _taken_at(values), camera, kept, fmt, quality)
 
 
 def _text(value: Any) -> str | None:

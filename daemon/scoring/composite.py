@@ -17,7 +17,12 @@ class Composite:
 
 
 def group_scores(scores: Iterable[tuple[str, float]]) -> dict[str, float]:
-    """Mean normalised score per group from (task, normalised) pairs; other tasks are ignored."""
+    """Mean normalised score per group from (task, normalised) pairs; other tasks are ignored.
+
+    Every score of a group weighs the same. For the technical group that was chosen
+    on bench/quality.py: each built-in measure answers one defect, so the plain mean
+    falls with every defect the bench grades, and a person reads it off the scores
+    the dashboard's detail pane lists."""
     sums: dict[str, float] = {}
     counts: dict[str, int] = {}
     for task, value in scores:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Callable
 from ...errors import ConfigError
 from ..base import Scorer
 from .brisque import Brisque
+from .compression import Compression
 from .faces import Faces
 from .technical import Colourfulness, Contrast, Exposure, Noise, Sharpness
 
@@ -25,6 +26,7 @@ BUILTIN: dict[str, Callable[[], Scorer]] = {
     "contrast": Contrast,
     "noise": Noise,
     "colourfulness": Colourfulness,
+    "compression": Compression,
     "brisque": Brisque,
     "faces": Faces,
 }
@@ -42,4 +44,4 @@ def builtin_scorers(config: "Config", writer: "StoreWriter | None" = None) -> li
     return out
 
 
-__all__ = ["BUILTIN", "builtin_scorers", "Brisque", "Colourfulness", "Contrast", "Exposure", "Faces", "Noise", "Sharpness"]
+__all__ = ["BUILTIN", "builtin_scorers", "Brisque", "Colourfulness", "Compression", "Contrast", "Exposure", "Faces", "Noise", "Sharpness"]
