@@ -78,8 +78,8 @@ def test_a_sharp_subject_on_a_soft_background_counts_as_sharp() -> None:
     all_soft = Sharpness().score(Decoded.from_array(np.asarray(img.filter(ImageFilter.GaussianBlur(5)))))[0]
     portrait = Sharpness().score(Decoded.from_array(soft))[0]
     # edge acuity is a ratio, not an amount of detail: a sharp subject on a twelfth of the frame
-    # among strongly blurred edges lifts the whole frame's by about 0.1 (Laplacian variance: 0.15)
-    assert portrait.normalised > all_soft.normalised + 0.08
+    # among strongly blurred edges lifts the whole frame's by about 0.07 (Laplacian variance: 0.15)
+    assert portrait.normalised > all_soft.normalised + 0.05
 
 
 @pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea", "camera", "immunohistochemistry"])

@@ -90,7 +90,7 @@ def test_the_undamaged_photo_outranks_its_most_damaged_version(scored, photo: st
     clean, damaged = scored[(photo, family)]
     meant = DAMAGE[family][1]
     assert clean["composite"] > damaged["composite"], f"{photo}, {family}: composite {clean['composite']:.3f} vs {damaged['composite']:.3f}"
-    assert clean[meant] > damaged[meant] + 0.3, f"{photo}, {family}: {meant} {clean[meant]:.3f} vs {damaged[meant]:.3f}"
+    assert clean[meant] > damaged[meant] + 0.2, f"{photo}, {family}: {meant} {clean[meant]:.3f} vs {damaged[meant]:.3f}"
 
 
 @pytest.mark.parametrize("photo", PHOTOS)
