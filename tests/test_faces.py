@@ -81,10 +81,13 @@ def test_the_astronauts_face_is_found_with_its_landmarks_on_her_face(faces: Face
     eyes_y = pts[[33, 133, 263, 362], 1].mean()
     assert eyes_y < pts[1, 1] < pts[[13, 14], 1].mean()  # eyes above the nose tip, the nose above the mouth
     assert pts[33, 0] < pts[133, 0] < pts[362, 0] < pts[263, 0]  # the four eye corners left to right
-    for corners, mirror in zip(EYE_CORNERS, (False, True)):
+    both = runner.eyes(image.rgb, mesh)  # one batched run of the iris model
+    for (corners, mirror), paired in zip(zip(EYE_CORNERS, (False, True)), both):
         eye = runner.eye(image.rgb, mesh, corners, mirror)
         centre = eye.contour.mean(0)
         assert np.linalg.norm(centre - pts[list(corners)].mean(0)) < 0.1 * w  # the eye contour on that eye
+        assert paired.openness == pytest.approx(eye.openness, abs=1e-6)
+        assert np.allclose(paired.contour, eye.contour, atol=1e-3)
 
 
 @pytest.mark.parametrize("name", ["coffee", "rocket", "chelsea"])

@@ -154,8 +154,7 @@ class Faces:
             mesh = runner.mesh(rgb, det)
             if mesh.presence < MESH_PRESENCE:
                 continue  # the mesh does not see a face there
-            eyes = sorted(((runner.eye(rgb, mesh, corners, mirror), corners) for corners, mirror in zip(EYE_CORNERS, (False, True))),
-                          key=lambda e: float(mesh.points[e[1][0], 0]))
+            eyes = sorted(zip(runner.eyes(rgb, mesh), EYE_CORNERS), key=lambda e: float(mesh.points[e[1][0], 0]))
             points = mesh.points
             mouth = float(np.linalg.norm(points[MOUTH_RIGHT] - points[MOUTH_LEFT]))
             cheeks = float(np.linalg.norm(points[CHEEK_LEFT] - points[CHEEK_RIGHT]))
