@@ -20,7 +20,7 @@ from daemon.imaging.decode import Decoded, decode_image
 from daemon.scoring.builtin import BUILTIN, builtin_scorers
 from daemon.scoring.builtin.brisque import Brisque, features
 from daemon.scoring.builtin.faces import Faces
-from daemon.scoring.builtin.technical import Exposure, Noise, Sharpness
+from daemon.scoring.builtin.technical import Exposure, Noise, Sharpness, _median
 from daemon.scoring.composite import group_scores
 from fixtures_photos import scene
 
@@ -122,6 +122,14 @@ def test_a_noisy_face_is_a_worse_portrait_than_a_clean_one(tmp_path: Path) -> No
     assert "faces" in noisy and noisy["faces"].detail["face_sharpness"] > clean["faces"].detail["face_sharpness"]
     assert clean["faces"].detail["noise_quality"] > 0.9 and noisy["faces"].detail["noise_quality"] < 0.5
     assert clean["faces"].normalised > noisy["faces"].normalised + 0.2
+
+
+def test_the_noise_measures_median_is_numpys_to_the_bit() -> None:
+    rng = np.random.default_rng(7)
+    responses = np.abs(rng.normal(0, 3, (190, 254))).astype(np.float32)
+    for values in (responses, responses[1:-1, 1:-1], responses[1:, 1:], responses.ravel()[:999],
+                   np.round(responses * 2) / 2, np.float64(responses[:5, :5])):
+        assert _median(values) == float(np.median(values))
 
 
 def test_brisque_features_match_the_brisque_package() -> None:

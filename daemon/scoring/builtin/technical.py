@@ -347,10 +347,21 @@ def chroma_noise(image: "Decoded") -> float:  # noqa: F821
         for channel in (r - g, 0.5 * (r + g) - b):
             response = np.abs(cv2.filter2D(channel, cv2.CV_32F, _NOISE_KERNEL))[1:-1, 1:-1]
             # the median of |operator| over Gaussian noise is 0.6745 x 6 sigma: scale back to sigma
-            sigmas.append(float(np.median(response)) / (0.6745 * 6.0))
+            sigmas.append(_median(response) / (0.6745 * 6.0))
         return float(np.mean(sigmas))
 
     return image.shared("chroma_noise", measure)
+
+
+def _median(values: np.ndarray) -> float:
+    """np.median of ``values``, to the bit: one partition and the largest value below the middle
+    instead of np.median's partition at two places (0.15 ms instead of 0.76 on a 256-px view)."""
+    flat = np.ravel(values)
+    k = flat.size // 2
+    part = np.partition(flat, k)
+    if flat.size % 2:
+        return float(part[k])
+    return float((part[:k].max() + part[k]) / 2)  # in the array's own precision, as np.median
 
 
 def colour_view(image: "Decoded") -> np.ndarray:  # noqa: F821
