@@ -100,9 +100,11 @@ class Sharpness:
         if np.count_nonzero(keep) >= where.size // 10:  # nearly all clipped: judge what there is
             where, ys, xs = where[keep], ys[keep], xs[keep]
         on_lines_x, on_lines_y = _grid_lines(image, w, h)
-        # the fine central differences at the candidates only (replicated borders, as Sobel's)
-        fx = 0.5 * (fine[ys, np.minimum(xs + 1, w - 1)] - fine[ys, np.maximum(xs - 1, 0)])
-        fy = 0.5 * (fine[np.minimum(ys + 1, h - 1), xs] - fine[np.maximum(ys - 1, 0), xs])
+        # the fine central differences at the candidates only (replicated borders, as Sobel's),
+        # gathered by flat index (half the cost of indexing by row and column)
+        flat = fine.ravel()
+        fx = 0.5 * (flat[where + (xs < w - 1)] - flat[where - (xs > 0)])
+        fy = 0.5 * (flat[where + w * (ys < h - 1)] - flat[where - w * (ys > 0)])
         gx, gy = cx.ravel()[where], cy.ravel()[where]
         noise = luma_noise(image) ** 2
         take_n = max(8, where.size // 4)
