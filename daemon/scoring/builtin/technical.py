@@ -240,7 +240,7 @@ class Exposure:
         mean = float(grey.mean())
         n = grey.size
         margin = flat_luma_noise(image)[0]  # noise scatters a clipped area's pixels off the limit
-        blown = float(np.count_nonzero(brightest >= 250 - margin)) / n
+        blown = clipped_areas(image)[1]  # the blown share sharpness counts too, from the same view
         crushed = float(np.count_nonzero(grey <= 4 + margin)) / n
         stops = math.log2(max(_linear(mean), 1e-4) / _linear(self.MID))
         level = max(0.0, 1.0 - abs(stops) / self.STOPS)
