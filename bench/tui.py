@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import json
 import random
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -23,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from daemon.store import StoreWriter  # noqa: E402
+from daemon.store.schema import SCHEMA_VERSION  # noqa: E402
 
 SCORERS = (("musiq-spaq", "aesthetic"), ("sharpness", "technical"), ("exposure", "technical"), ("brisque", "technical"), ("faces", "portrait"))
 FIRST_PAINT_TARGET = 1.0
@@ -138,6 +140,14 @@ def main() -> int:
         t0 = time.perf_counter()
         build_database(db, args.photos)
         print(f"built a {args.photos:,}-photo database in {time.perf_counter() - t0:.1f} s ({db.stat().st_size / 1e6:.0f} MB)")
+    else:  # the daemon brings a database to its schema when it starts; the dashboard reads what it made
+        conn = sqlite3.connect(db)
+        found = conn.execute("PRAGMA user_version").fetchone()[0]
+        conn.close()
+        t0 = time.perf_counter()
+        StoreWriter(db).close()
+        if found != SCHEMA_VERSION:
+            print(f"migrated the database from schema {found} to {SCHEMA_VERSION} in {time.perf_counter() - t0:.1f} s")
 
     t0 = time.perf_counter()
     import tui.app  # noqa: F401  (what `keepers tui` pays before the first frame)

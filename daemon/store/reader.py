@@ -17,7 +17,7 @@ from typing import Any
 import sqlite_utils
 
 from .db import BUSY_TIMEOUT_MS, open_db
-from .schema import COMMAND_KINDS
+from .schema import COMMAND_KINDS, COUNTS_SCHEMA_VERSION, IMAGE_STATUSES
 
 
 class StoreReader:
@@ -27,6 +27,7 @@ class StoreReader:
         self.path = Path(path)
         self.db: sqlite_utils.Database = open_db(self.path, readonly=True)
         self.db.conn.row_factory = sqlite3.Row
+        self.schema_version = int(self.db.conn.execute("PRAGMA user_version").fetchone()[0])
 
     def close(self) -> None:
         self.db.conn.close()
@@ -47,8 +48,15 @@ class StoreReader:
     # -- images and scores ------------------------------------------------------------------
 
     def status_counts(self) -> dict[str, int]:
-        counts = {s: 0 for s in ("pending", "scored", "error", "deleted")}
-        for row in self.db.conn.execute("SELECT status, count(*) FROM images GROUP BY status"):
+        """How many images have each status ({status: n}, every status present).
+
+        Read from ``image_counts``, which the schema's triggers keep exact; a database the
+        daemon has not migrated yet (schema before version 3) is counted row by row.
+        """
+        counts = {s: 0 for s in IMAGE_STATUSES}
+        sql = ("SELECT status, n FROM image_counts" if self.schema_version >= COUNTS_SCHEMA_VERSION
+               else "SELECT status, count(*) FROM images GROUP BY status")
+        for row in self.db.conn.execute(sql):
             counts[row[0]] = row[1]
         return counts
 

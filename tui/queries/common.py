@@ -14,10 +14,12 @@ TELEMETRY_WINDOW_SECONDS = 3600.0
 GROUPS = ("aesthetic", "technical", "portrait")
 
 PHOTO_SORTS: dict[str, str] = {
-    # each ORDER BY is served by an index on images (composite, path, status)
+    # each ORDER BY is served by an index on images (composite, path, images_when, status), so a
+    # page reads its rows in order instead of sorting the library; "taken" is the album's time
+    # (the file's time for a photo without a capture time), the expression images_when indexes
     "composite": "composite DESC, id",
     "path": "path",
-    "taken": "taken_at DESC, id",
+    "taken": "coalesce(taken_at, mtime_ns / 1e9) DESC, id",
     "status": "status, composite DESC",
 }
 PHOTO_STATUS_FILTERS = ("all", "scored", "pending", "error", "deleted")
