@@ -93,6 +93,25 @@ def test_over_and_under_exposed_copies_score_lower_exposure(name: str, tmp_path:
     assert under.raw < original.raw < over.raw
 
 
+@pytest.mark.parametrize("name", ["astronaut", "coffee"])
+def test_exposure_keeps_falling_as_more_of_the_frame_blows_out(name: str, tmp_path: Path) -> None:
+    """Each further half stop over (in linear light, the highlights clipped) scores lower: the
+    measure does not bottom out at 0 after the first clipped level, where every worse
+    frame would tie with it."""
+    px = np.asarray(scene(name, (480, 360)), dtype=np.float64) / 255.0
+    linear = np.where(px <= 0.04045, px / 12.92, ((px + 0.055) / 1.055) ** 2.4)
+    values, blown = [], []
+    for ev in (0.0, 0.7, 1.4, 2.1, 3.0):
+        lin = np.clip(linear * 2.0**ev, 0.0, 1.0)
+        srgb = np.where(lin <= 0.0031308, lin * 12.92, 1.055 * lin ** (1 / 2.4) - 0.055)
+        score = Exposure().score(via_jpeg(Image.fromarray((srgb * 255 + 0.5).astype(np.uint8)), tmp_path, f"ev{ev}"))[0]
+        values.append(score.normalised)
+        blown.append(score.detail["clipped_highlights"])
+    assert blown == sorted(blown) and blown[-1] > 0.3, blown
+    assert all(a > b for a, b in zip(values, values[1:])), values
+    assert values[-1] > 0.0  # still a measurement, not a floor
+
+
 @pytest.mark.parametrize("name", ["astronaut", "coffee", "gravel", "grass", "camera"])
 def test_noisy_copies_score_lower_noise_and_texture_is_not_noise(name: str, tmp_path: Path) -> None:
     img = scene(name, (480, 360))

@@ -225,15 +225,26 @@ class Exposure:
     """Brightness and clipped areas on the 256-px view, median-filtered (5x5) so noise
     neither fills crushed shadows nor lifts the mean. raw = mean luma (0-255).
     stops = log2 of the mean in linear light over mid-grey's (luma 118);
-    level = max(0, 1 - |stops| / 2.5); blown = share of pixels with any channel
-    >= 250 - n; crushed = share with luma <= 4 + n, n being the luma noise sigma of
-    :class:`Noise` (noise scatters a clipped area's pixels off the limit).
-    clipping = max(0, 1 - 3 x (blown - 1 %) - 2 x (crushed - 5 %)), each excess floored at 0:
-    a few specular highlights and a black backdrop are normal, large lost areas are not.
-    normalised = level x clipping, so either defect alone pulls it down."""
+    level = 1 / (1 + (stops / 1.5)^2): 0.69 a stop off, 0.36 at two, 0.2 at three
+    (the same both ways: what over-exposure loses, blown highlights, is counted by
+    area below; a weaker curve for dark photos let a darkened copy of a bright scan
+    beat the scan in tests/test_album_bursts.py).
+    blown = share of pixels with any channel >= 250 - n (the share sharpness leaves
+    out: :func:`clipped_areas`); crushed = share with luma <= 4 + n, n being the luma
+    noise sigma of :class:`Noise` (noise scatters a clipped area's pixels off the limit).
+    clipping = exp(-(blown - 1 %) / 0.1) x exp(-(crushed - 5 %) / 0.5), each excess
+    floored at 0: a few specular highlights and a black backdrop are normal; every
+    further 10 % of the frame blown costs a factor e (0.74 at 4 %, 0.05 at 30 %).
+    normalised = level x clipping, so either defect alone pulls it down. Both
+    factors are smooth and never reach 0 (version 2's linear ramps stopped at 0,
+    so every level of over-exposure beyond the first tied with the next: on
+    bench/quality.py the measure missed its own defect, tau 0.71)."""
 
-    name, task, version = "exposure", "technical", VERSION
-    MID, STOPS = 118.0, 2.5
+    name, task, version = "exposure", "technical", "3"  # 3: smooth level and clipping curves
+    MID = 118.0
+    STOPS = 1.5
+    BLOWN_OK, BLOWN_SCALE = 0.01, 0.1
+    CRUSHED_OK, CRUSHED_SCALE = 0.05, 0.5
 
     def score(self, image: "Decoded") -> list[Score]:  # noqa: F821
         brightest, grey = median_view(image)
@@ -243,8 +254,9 @@ class Exposure:
         blown = clipped_areas(image)[1]  # the blown share sharpness counts too, from the same view
         crushed = float(np.count_nonzero(grey <= 4 + margin)) / n
         stops = math.log2(max(_linear(mean), 1e-4) / _linear(self.MID))
-        level = max(0.0, 1.0 - abs(stops) / self.STOPS)
-        clipping = max(0.0, 1.0 - 3.0 * max(0.0, blown - 0.01) - 2.0 * max(0.0, crushed - 0.05))
+        level = 1.0 / (1.0 + (stops / self.STOPS) ** 2)
+        clipping = (math.exp(-max(0.0, blown - self.BLOWN_OK) / self.BLOWN_SCALE)
+                    * math.exp(-max(0.0, crushed - self.CRUSHED_OK) / self.CRUSHED_SCALE))
         return [Score(self.name, self.task, mean, min(1.0, max(0.0, level * clipping)), self.version,
                       {"stops": round(stops, 2), "clipped_shadows": round(crushed, 4), "clipped_highlights": round(blown, 4)})]
 
