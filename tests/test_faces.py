@@ -421,3 +421,19 @@ def test_a_frame_where_no_face_was_found_is_compared_on_what_both_frames_have() 
     same = [Member(pid, f"/b/{pid}.jpg", float(pid), composite(g, weights).value, g) for pid, g in
             {1: {"technical": 0.7, "portrait": 0.9}, 2: {"technical": 0.8, "portrait": 0.2}}.items()]
     assert "compared_on" not in choose_cluster(3, same, weights=weights).choices[0].reason  # same groups: composites
+
+
+def test_compared_values_are_what_the_chooser_ranks_by() -> None:
+    """bench/quality.py reads the chooser's margins from compared_values: the composite over
+    the shared groups when the frames' groups differ, the stored composite when they do not."""
+    from daemon.album.choose import Member, compared_values
+
+    weights = load_config(check_folders=False).weights.as_dict()
+    face = Member(1, "/b/1.jpg", 1.0, composite({"technical": 0.79, "portrait": 0.27}, weights).value,
+                  {"technical": 0.79, "portrait": 0.27})
+    faceless = Member(2, "/b/2.jpg", 2.0, 0.6, {"technical": 0.6})
+    values, shared = compared_values([face, faceless], weights)
+    assert shared == ("technical",) and values == {1: pytest.approx(0.79), 2: pytest.approx(0.6)}
+    other = Member(3, "/b/3.jpg", 3.0, 0.5, {"technical": 0.9, "portrait": 0.25})
+    values, shared = compared_values([face, other], weights)
+    assert shared == () and values == {1: face.composite, 3: 0.5}

@@ -120,6 +120,16 @@ def _shared_groups(members: Sequence[Member], weights: Mapping[str, float] | Non
     return tuple(g for g in GROUPS if g in common)
 
 
+def compared_values(members: Sequence[Member], weights: Mapping[str, float] | None) -> tuple[dict[int, float | None], tuple[str, ...]]:
+    """Each member's score as the chooser ranks them, and the groups it was taken on: the
+    stored composites when the members have the same score groups (groups ``()``), else
+    each one's composite over the groups they all share (see :func:`choose_cluster`)."""
+    shared = _shared_groups(members, weights)
+    if shared and weights is not None:
+        return {m.id: composite({g: m.groups[g] for g in shared}, weights).value for m in members}, shared
+    return {m.id: m.composite for m in members}, shared
+
+
 def choose_cluster(
     cluster: int,
     members: Sequence[Member],
@@ -200,10 +210,7 @@ def _best_by_score(
             eligible.append(m)
     if not eligible:
         return None
-    shared = _shared_groups(eligible, weights)
-    value = {m.id: m.composite for m in eligible}
-    if shared and weights is not None:
-        value = {m.id: composite({g: m.groups[g] for g in shared}, weights).value for m in eligible}
+    value, shared = compared_values(eligible, weights)
     eligible.sort(key=lambda m: (-(value[m.id] if value[m.id] is not None else -1.0), m.id))
     best = eligible[0]
     decided_by = "composite"
