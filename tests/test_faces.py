@@ -25,6 +25,8 @@ from daemon import paths
 from daemon.config import load_config
 from daemon.imaging.decode import Decoded, decode_image
 from daemon.scoring.builtin.faces import EYES_CLOSED, EYES_OPEN, MODEL_NAMES, Faces
+from daemon.scoring.builtin.faces import VERSION as FACES_VERSION
+from daemon.scoring.builtin.haar import VERSION as HAAR_VERSION
 from daemon.scoring.builtin.haar import HaarFaces
 from daemon.scoring.builtin.mediapipe import EYE_CORNERS, FaceRunner
 from daemon.scoring.composite import composite
@@ -67,7 +69,7 @@ def test_the_astronauts_face_is_found_with_its_landmarks_on_her_face(faces: Face
     image = via_jpeg(np.asarray(scene("astronaut")), tmp_path, "astronaut")
     got = by_name(faces.score(image))
     assert set(got) == {"faces", "eyes_open", "smile"} and all(s.task == "portrait" for s in got.values())
-    assert got["faces"].raw == 1 and got["faces"].version == "4"
+    assert got["faces"].raw == 1 and got["faces"].version == FACES_VERSION
     assert got["faces"].detail["confidence"][0] > 0.8
     x, y, w, h = got["faces"].detail["boxes"][0]
     assert 120 < x + w / 2 < 320 and 40 < y + h / 2 < 200  # her face, not the flag or the suit
@@ -314,11 +316,11 @@ def test_without_any_source_faces_fall_back_to_haar_and_say_so(isolated_env: Pat
     config = config_for(catalog, db_path)
     with StoreWriter(db_path) as writer:
         scorer = Faces.load(config, writer)
-    assert scorer.backend == "haar" and scorer.version == "3"
+    assert scorer.backend == "haar" and scorer.version == HAAR_VERSION
     assert "face_detection_short_range.tflite" in (scorer.fallback or "") and "HTTP 404" in (scorer.fallback or "")
     assert any("Haar cascades" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
     got = by_name(scorer.score(decoded(scene("astronaut"))))  # the cascades still find her
-    assert got["faces"].raw == 1 and got["faces"].version == "3"
+    assert got["faces"].raw == 1 and got["faces"].version == HAAR_VERSION
     rows = model_rows(db_path)
     for name in MODEL_NAMES:
         assert rows[name]["state"] == "failed" and rows[name]["enabled"] == 1

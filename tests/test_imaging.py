@@ -83,6 +83,23 @@ def test_raw_without_the_raw_extra_says_how_to_install_it(tmp_path: Path, monkey
         decode_image(path)  # from the checkout: keepers is not on the package index
 
 
+def test_views_are_box_averages_of_the_decode_where_an_integer_factor_is_near_enough() -> None:
+    rgb = np.asarray(scene("coffee", (1001, 750)))  # a last column that fills no box
+    d = Decoded.from_array(rgb)
+    for edge, k in ((512, 2), (256, 4)):
+        view = d.resized(edge)
+        crop = rgb[: 750 - 750 % k, : 1001 - 1001 % k].astype(np.float64)
+        box = crop.reshape(750 // k, k, 1001 // k, k, 3).mean(axis=(1, 3))
+        assert view.shape == (750 // k, 1001 // k, 3)
+        assert np.abs(view - box).max() <= 1.0  # rounding only (the 4 x 4 one is two 2 x 2 steps)
+        assert d.grey_resized(edge).shape == view.shape[:2]
+    # no integer factor within 5 %: resampled to the size asked, as before
+    assert Decoded.from_array(rgb).resized(384).shape == (288, 384, 3)
+    assert Decoded.from_array(np.asarray(scene("coffee", (816, 612)))).resized(512).shape == (384, 512, 3)
+    # a model's input: exactly the size asked even where a box view is near
+    assert d.resized(128, exact=True).shape == (96, 128, 3) and d.resized(128).shape == (93, 125, 3)
+
+
 def test_phash_keeps_a_burst_close_and_tells_scenes_apart(tmp_path: Path) -> None:
     base = scene("coffee", (400, 300))
     variants = [base, base.filter(ImageFilter.GaussianBlur(3)), Image.eval(base, lambda v: int(v * 0.6))]

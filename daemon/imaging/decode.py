@@ -121,25 +121,70 @@ class Decoded:
         """Luma (HxW uint8)."""
         return self._cached("grey", lambda: cv2.cvtColor(self.rgb, cv2.COLOR_RGB2GRAY))
 
-    def resized(self, long_edge: int) -> np.ndarray:
-        """The RGB pixels scaled down (area filter) so the long edge is at most ``long_edge``."""
+    def resized(self, long_edge: int, *, exact: bool = False) -> np.ndarray:
+        """The RGB pixels scaled down (area filter) so the long edge is at most ``long_edge``:
+        the decode's exact k x k box average where one lands within 5 % of it (see
+        :func:`box_factor`), else resampled to ``long_edge``. ``exact``: always resampled
+        to ``long_edge`` (a model's input size), from the smallest view made that is larger."""
         h, w = self.rgb.shape[:2]
         if max(h, w) <= long_edge:
             return self.rgb
+        k = None if exact else box_factor(max(h, w), long_edge)
+        if k:
+            return self._boxed(k)
         return self._cached(("rgb", long_edge), lambda: _shrink(self._source("rgb", long_edge, self.rgb), long_edge))
 
-    def grey_resized(self, long_edge: int) -> np.ndarray:
+    def grey_resized(self, long_edge: int, *, exact: bool = False) -> np.ndarray:
+        """Luma of :meth:`resized`: at an integer factor, the luma of that colour view (the
+        views are box averages and luma a weighted sum, so the order does not matter but
+        to rounding, and the full-size luma is then never made)."""
         h, w = self.rgb.shape[:2]
         if max(h, w) <= long_edge:
             return self.grey()
+        k = None if exact else box_factor(max(h, w), long_edge)
+        if k:
+            return self._cached(("grey-box", k), lambda: cv2.cvtColor(self._boxed(k), cv2.COLOR_RGB2GRAY))
         return self._cached(("grey", long_edge), lambda: _shrink(self._source("grey", long_edge, self.grey()), long_edge))
+
+    def _boxed(self, k: int) -> np.ndarray:
+        """The k x k box average of the decode (the last rows and columns that do not fill a
+        box left out), made from the k / 2 one when k is even: OpenCV's area filter at a
+        factor of 2 is its fastest path (1000x750 RGB: 0.2 ms to 500x375, 1.1 ms to
+        250x187 in one step, 4 ms to 256x192 by a fractional step)."""
+
+        def make() -> np.ndarray:
+            source, factor = self.rgb, k
+            if k % 2 == 0 and k > 2:
+                source, factor = self._boxed(k // 2), 2
+            h, w = source.shape[:2]
+            return cv2.resize(source[: h - h % factor, : w - w % factor], (w // factor, h // factor),
+                              interpolation=cv2.INTER_AREA)
+
+        return self._cached(("box", k), make)
 
     def _source(self, kind: str, long_edge: int, full: np.ndarray) -> np.ndarray:
         """The smallest view already made that is still at least ``long_edge``: a
         pyramid, so a 128-px view is not resampled from the full decode again."""
         with self._lock:
-            sizes = sorted(k[1] for k in self._cache if isinstance(k, tuple) and k[0] == kind and k[1] >= long_edge)
-            return self._cache[(kind, sizes[0])] if sizes else full
+            views = [v for k, v in self._cache.items() if isinstance(k, tuple) and isinstance(v, np.ndarray)
+                     and k[0] in ((kind, f"{kind}-box") if kind == "grey" else (kind, "box"))
+                     and v.ndim == full.ndim and max(v.shape[:2]) >= long_edge]
+        return min(views, key=lambda v: v.shape[0], default=full)
+
+
+#: a view may be up to this share smaller than asked when an integer fraction of the decode
+#: gets there: a 1000-px decode gives 500- and 250-px views for 512 and 256
+BOX_SLACK = 0.05
+
+
+def box_factor(long: int, long_edge: int) -> int | None:
+    """The integer k >= 2 for which a decode whose long edge is ``long`` divided by k is at most
+    ``long_edge`` and no more than BOX_SLACK below it; None when there is none. An exact k x k
+    box average is what area resampling does at an integer factor, at a tenth of the cost
+    of a fractional step; the measures on views a few per cent smaller move by less than
+    their own noise (see the notes of technical.py)."""
+    k = -(-long // long_edge)
+    return k if k >= 2 and long // k >= (1.0 - BOX_SLACK) * long_edge else None
 
 
 def _shrink(pixels: np.ndarray, long_edge: int) -> np.ndarray:

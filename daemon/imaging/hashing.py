@@ -16,7 +16,7 @@ CHUNK = 1 << 20
 #: Stored beside each image's phash. Change it whenever the same pixels would hash
 #: differently: photos hashed the older way are then hashed again (see
 #: scan.outdated_photos), so the album never compares hashes made two ways.
-PHASH_VERSION = "2"
+PHASH_VERSION = "3"  # 3: from the box-averaged 256-px view (decode.box_factor)
 PHASH_EDGE = 256  # the hash is taken from the photo's 256-px grey view
 
 
@@ -34,7 +34,9 @@ def phash(image: Decoded | np.ndarray, bits: int = 8) -> str:
     The thumbnail is made from the 256-px grey view the scorers share rather
     than from the whole decoded photo: about 0.4 ms instead of 2.3 ms for a 1000-px
     photo, and on 70 test and demo photos the hash came out the same for 65
-    and 2 bits apart for 5."""
+    and 2 bits apart for 5. On a 1000-px decode that view is the 4 x 4 box average
+    (250 px; see decode.box_factor): against the 256-px resampled view, 52 of 72
+    photos and damaged versions hashed the same, 19 were 2 bits apart, 1 was 4."""
     import imagehash
     from PIL import Image
 

@@ -71,7 +71,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-VERSION = "4"
+VERSION = "5"  # 5: the views the noise discount and the face box are measured on
 #: the catalog entries this scorer loads, in FaceModels' order
 MODEL_NAMES = ("face-detector", "face-mesh", "face-iris")
 DETECT_EDGE = 128
@@ -141,7 +141,7 @@ class Faces:
             assert self._haar is not None
             return self._haar.score(image)
         runner = self.models.runner()
-        found = [d for d in runner.detect(image.resized(DETECT_EDGE)) if d.score >= FACE_SCORE]
+        found = [d for d in runner.detect(image.resized(DETECT_EDGE, exact=True)) if d.score >= FACE_SCORE]
         if not found:
             return []
         rgb = image.rgb
