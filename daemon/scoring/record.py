@@ -22,6 +22,10 @@ if TYPE_CHECKING:
     from .base import Score
 
 
+#: a row in one of these already holds its file's outcome (when its size and mtime still match)
+DONE_STATUSES = ("scored", "error")
+
+
 @dataclass(frozen=True)
 class FileStat:
     """The facts of a file that decide whether it changed."""
@@ -36,7 +40,7 @@ class FileStat:
     def already_done(self, size: int | None, mtime_ns: int | None, status: str | None) -> bool:
         """Whether a row (its size, mtime and status) already holds this file's outcome:
         scored or refused for exactly this content, so there is nothing to do."""
-        return status in ("scored", "error") and (size, mtime_ns) == (self.size, self.mtime_ns)
+        return status in DONE_STATUSES and (size, mtime_ns) == (self.size, self.mtime_ns)
 
 
 def path_key(path: Path | str) -> str:

@@ -5,6 +5,12 @@ A file is unchanged when its size and mtime (ns) match its row; then nothing
 is done. A row whose file is gone is marked ``deleted`` (never dropped). A root
 that is missing, or empty while the database remembers photos in it, is
 treated as unmounted: nothing under it is marked deleted.
+
+A million photos: the walk lists each folder's names in the order of their
+stored paths (the order of the ``images.path`` index) and the rows are read
+in that order a page at a time, so the two are merged like sorted lists and
+the scan holds one page of rows and the folders it is inside, never a row per
+photo of the library.
 """
 
 from __future__ import annotations
@@ -13,18 +19,19 @@ import errno
 import fnmatch
 import logging
 import os
+import re
 import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from ..imaging.hashing import PHASH_VERSION
 from ..store.db import open_db
-from ..store.schema import IMAGE_STATUSES
 from .base import outputs
-from .record import FileStat, mark_deleted, path_key, record_error
+from .record import DONE_STATUSES, FileStat, mark_deleted, path_key, record_error
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -72,11 +79,14 @@ class Matcher:
     def __init__(self, config: "Config"):
         self.extensions = frozenset(e.lower() if e.startswith(".") else f".{e.lower()}" for e in config.include_extensions)
         self.patterns = tuple(config.ignore_patterns)
+        # every pattern in one expression, each as fnmatchcase translates it: a name is
+        # matched once, not once a pattern (the scan asks this of every name in the library)
+        self._ignored = re.compile("|".join(fnmatch.translate(p) for p in self.patterns)).match if self.patterns else None
         export = config.export.folder
         self.excluded = {str(Path(export).expanduser().resolve())} if export else set()
 
     def ignored(self, name: str) -> bool:
-        return any(fnmatch.fnmatchcase(name, p) for p in self.patterns)
+        return self._ignored is not None and self._ignored(name) is not None
 
     def included(self, name: str) -> bool:
         return os.path.splitext(name)[1].lower() in self.extensions and not self.ignored(name)
@@ -97,75 +107,129 @@ class Matcher:
 def walk(root: Path, matcher: Matcher) -> Iterator[Found]:
     """Every included file under ``root``: symlinked folders are followed once
     (a loop is never entered twice), unreadable folders are logged and skipped."""
-    seen_dirs: set[tuple[int, int]] = set()
+    for _key, path, size, mtime_ns, problem in walk_in_path_order(root, matcher):
+        yield Found(Path(path), None if problem is not None else FileStat(size, mtime_ns), problem)
+
+
+_FILE, _FOLDER, _FOLDER_NAMED_LIKE_A_PHOTO = 0, 1, 2
+FOLDER_NAMED_LIKE_A_PHOTO = "a folder named like a photo, not a file"
+
+
+def _name_key(name: str) -> str:
+    return name if name.isascii() else path_key(name)
+
+
+def walk_in_path_order(root: Path | str, matcher: Matcher) -> Iterator[tuple[str, str, int, int, str | None]]:
+    """What :func:`walk` finds, as ``(key, path, size, mtime_ns, problem)`` in the order of
+    ``key`` (the path as stored, :func:`~.record.path_key`): the order SQLite keeps
+    ``images.path`` in. ``size`` and ``mtime_ns`` are -1 when ``problem`` says why the
+    file cannot be read.
+
+    A folder's names are sorted with a ``/`` after each subfolder's name, so a subfolder's
+    files come where their full paths sort among its siblings (``a b/x`` before
+    ``a/x``, ``a-1.jpg`` before ``a/x``). Holds one sorted listing per folder it is inside."""
+    root_text = os.path.abspath(root)
     try:
-        st = os.stat(root)
-        seen_dirs.add((st.st_dev, st.st_ino))
+        st = os.stat(root_text)
     except OSError:
         return
-    stack = [root]
+    seen_dirs = {(st.st_dev, st.st_ino)}
+    if root_text in matcher.excluded:
+        return
+    extensions, ignored = matcher.extensions, matcher.ignored
+    stack = [iter(_listing(root_text, path_key(root_text).rstrip("/") + "/", extensions, ignored))]
     while stack:
-        folder = stack.pop()
-        if str(folder) in matcher.excluded:
+        item = next(stack[-1], None)
+        if item is None:
+            stack.pop()
             continue
-        try:
-            entries = list(os.scandir(folder))
-        except OSError as exc:
-            log.warning("cannot list %s: %s; its photos are skipped this time", path_key(folder), exc.strerror or exc)
-            continue
-        for entry in entries:
-            name = entry.name
-            if matcher.ignored(name):
+        key, kind, entry = item
+        if kind == _FOLDER:
+            path = entry.path
+            if path in matcher.excluded:
                 continue
-            path = Path(entry.path)
             try:
-                is_dir = entry.is_dir()  # follows symlinks
+                dst = os.stat(path)  # follows a symlinked folder
             except OSError:
-                is_dir = False
-            if is_dir:
-                try:
-                    dst = entry.stat()
-                except OSError:
-                    continue
-                key = (dst.st_dev, dst.st_ino)
-                if key in seen_dirs:
-                    log.debug("skipping %s: folder already walked (a symlink loop or a second link)", path_key(path))
-                    continue
-                seen_dirs.add(key)
-                if os.path.splitext(name)[1].lower() in matcher.extensions:
-                    yield Found(path, None, "a folder named like a photo, not a file")
-                stack.append(path)
                 continue
-            if not matcher.included(name):
+            if (dst.st_dev, dst.st_ino) in seen_dirs:
+                log.debug("skipping %s: folder already walked (a symlink loop or a second link)", path_key(path))
                 continue
+            seen_dirs.add((dst.st_dev, dst.st_ino))
+            stack.append(iter(_listing(path, key, extensions, ignored)))
+        elif kind == _FOLDER_NAMED_LIKE_A_PHOTO:
+            yield key, entry.path, -1, -1, FOLDER_NAMED_LIKE_A_PHOTO
+        else:
             try:
-                yield Found(path, FileStat.of(entry.stat()))
+                fst = entry.stat()
             except FileNotFoundError:
                 if entry.is_symlink():
                     try:
-                        target = os.readlink(path)
+                        target = os.readlink(entry.path)
                     except OSError:
                         target = "?"
-                    yield Found(path, None, f"broken symbolic link (points to {target!r})")
-                # else: it vanished between listing and stat; the row (if any) is marked deleted below
+                    yield key, entry.path, -1, -1, f"broken symbolic link (points to {target!r})"
+                # else: it vanished between listing and stat; the row (if any) is marked deleted
+                continue
             except OSError as exc:
-                if exc.errno == errno.ELOOP:
-                    yield Found(path, None, "symbolic link loop: the link points (eventually) to itself")
-                else:
-                    yield Found(path, None, f"cannot read: {exc.strerror or exc}")
+                why = ("symbolic link loop: the link points (eventually) to itself" if exc.errno == errno.ELOOP
+                       else f"cannot read: {exc.strerror or exc}")
+                yield key, entry.path, -1, -1, why
+                continue
+            yield key, entry.path, fst.st_size, fst.st_mtime_ns, None
 
 
-def _known(conn: sqlite3.Connection, root: Path) -> dict[str, tuple[int | None, int | None, str, str | None]]:
-    """Rows under ``root``: path -> (size, mtime_ns, status, error). A million rows make a
-    few hundred MB here, so the statuses share one string each and the errors are
-    kept only for rows in error."""
+def _listing(folder: str, prefix: str, extensions: frozenset[str], ignored: Callable[[str], bool]) -> list[tuple[str, int, os.DirEntry[str]]]:
+    """``folder``'s included files and its subfolders as (key, kind, entry), sorted by key;
+    a subfolder's key ends with ``/`` (``prefix`` is the folder's own key and its ``/``)."""
+    try:
+        with os.scandir(folder) as listing:
+            entries = list(listing)
+    except OSError as exc:
+        log.warning("cannot list %s: %s; its photos are skipped this time", path_key(folder), exc.strerror or exc)
+        return []
+    items = []
+    for entry in entries:
+        name = entry.name
+        if ignored(name):
+            continue
+        try:
+            is_dir = entry.is_dir()  # follows symlinks
+        except OSError:
+            is_dir = False
+        photo_like = os.path.splitext(name)[1].lower() in extensions
+        if is_dir:
+            key = prefix + _name_key(name)
+            items.append((key + "/", _FOLDER, entry))
+            if photo_like:
+                items.append((key, _FOLDER_NAMED_LIKE_A_PHOTO, entry))
+        elif photo_like:
+            items.append((prefix + _name_key(name), _FILE, entry))
+    items.sort(key=itemgetter(0))
+    return items
+
+
+#: rows read per query by the scan (each query a short read: nothing holds the database for the whole walk)
+ROWS_PAGE = 5000
+
+
+def _rows_in_path_order(db_path: Path, root: Path) -> Iterator[tuple[str, int | None, int | None, str, str | None]]:
+    """Rows under ``root`` as (path, size, mtime_ns, status, error if in error), in path order,
+    read :data:`ROWS_PAGE` at a time through the index on ``images.path``."""
     prefix = path_key(root).rstrip("/") + "/"
-    rows = conn.execute(
-        "SELECT path, size, mtime_ns, status, CASE WHEN status = 'error' THEN error END FROM images WHERE path >= ? AND path < ?",
-        (prefix, prefix[:-1] + chr(ord("/") + 1)),
-    )
-    statuses = {s: s for s in IMAGE_STATUSES}
-    return {p: (s, m, statuses.get(st, st), e) for p, s, m, st, e in rows}
+    after, below = prefix, prefix[:-1] + chr(ord("/") + 1)
+    conn = open_db(db_path, readonly=True).conn
+    try:
+        while True:
+            page = conn.execute(
+                "SELECT path, size, mtime_ns, status, CASE WHEN status = 'error' THEN error END FROM images"
+                " WHERE path > ? AND path < ? ORDER BY path LIMIT ?", (after, below, ROWS_PAGE)).fetchall()
+            yield from page
+            if len(page) < ROWS_PAGE:
+                return
+            after = page[-1][0]
+    finally:
+        conn.close()
 
 
 def scan_folders(
@@ -193,56 +257,74 @@ def scan_folders(
     return total
 
 
+#: vanished rows marked deleted per writer transaction once the scan has found files under the root
+DELETE_BATCH = 10_000
+
+
 def _scan_root(root: Path, matcher: Matcher, writer: "StoreWriter", pipeline: "Pipeline", bar: Any,
                on_found: Callable[[Found], None] | None) -> ScanSummary:
     started = time.monotonic()
     root = Path(os.path.abspath(root))
-    conn = open_db(writer.path, readonly=True).conn
-    try:
-        known = _known(conn, root)
-    finally:
-        conn.close()
     if not root.is_dir():
         log.warning("photo folder %s is missing (unmounted?); nothing in it is marked deleted", root)
         return ScanSummary(skipped_roots=(str(root),), seconds=time.monotonic() - started)
-    found = new = changed = unchanged = errors = 0
-    for item in walk(root, matcher):
-        found += 1
-        key = path_key(item.path)
-        if bar is not None:
-            bar.update(1)
-        if on_found is not None:
-            on_found(item)
-        row = known.pop(key, None)  # what is left in ``known`` at the end was not found
-        if item.problem is not None:
-            errors += 1
-            if row and row[2] == "error" and row[3] == item.problem:
-                continue  # already recorded, nothing new to say
-            problem = item.problem
-            writer.submit(lambda db, p=item.path, why=problem: record_error(db, path=p, root=root, stat=None, reason=why))
-            log.warning("cannot score %s: %s", key, problem)
-            continue
-        stat = item.stat
-        assert stat is not None
-        if row and stat.already_done(row[0], row[1], row[2]):
-            unchanged += 1
-            if row[2] == "error":
+    found = new = changed = unchanged = errors = deleted = 0
+    gone: list[str] = []  # rows whose file was not found, not yet marked deleted
+
+    def mark_gone() -> None:
+        nonlocal deleted
+        batch = gone[:]
+        gone.clear()
+        deleted += writer.submit(lambda db: mark_deleted(db, batch)).result(60)
+
+    rows = _rows_in_path_order(writer.path, root)
+    try:
+        row = next(rows, None)
+        for key, path, size, mtime_ns, problem in walk_in_path_order(root, matcher):
+            found += 1
+            while row is not None and row[0] < key:  # a row the walk has passed: its file is gone
+                if row[3] != "deleted":
+                    gone.append(row[0])
+                row = next(rows, None)
+            known = None
+            if row is not None and row[0] == key:
+                known, row = row, next(rows, None)
+            if len(gone) >= DELETE_BATCH:
+                mark_gone()
+            if bar is not None:
+                bar.update(1)
+            if on_found is not None:
+                on_found(Found(Path(path), None if problem is not None else FileStat(size, mtime_ns), problem))
+            if problem is not None:
                 errors += 1
-            continue
-        if row is None or row[2] == "deleted":
-            new += 1
-        else:
-            changed += 1
-        pipeline.submit(item.path, root)
-    gone = [p for p, r in known.items() if r[2] != "deleted"]
-    del known
-    deleted = 0
+                if known and known[3] == "error" and known[4] == problem:
+                    continue  # already recorded, nothing new to say
+                writer.submit(lambda db, p=Path(path), why=problem: record_error(db, path=p, root=root, stat=None, reason=why))
+                log.warning("cannot score %s: %s", key, problem)
+                continue
+            if known and known[3] in DONE_STATUSES and known[1] == size and known[2] == mtime_ns:
+                unchanged += 1  # FileStat.already_done, without an object a file
+                if known[3] == "error":
+                    errors += 1
+                continue
+            if known is None or known[3] == "deleted":
+                new += 1
+            else:
+                changed += 1
+            pipeline.submit(Path(path), root)
+        while row is not None:
+            if row[3] != "deleted":
+                gone.append(row[0])
+            row = next(rows, None)
+    finally:
+        rows.close()
     if gone and not found:
         log.warning("photo folder %s is empty but %d photo(s) were recorded in it (unmounted?); none is marked deleted",
                     root, len(gone))
         return ScanSummary(found, new, changed, unchanged, 0, errors, time.monotonic() - started, (str(root),))
     if gone:
-        deleted = writer.submit(lambda db: mark_deleted(db, gone)).result(60)
+        mark_gone()
+    if deleted:
         log.info("%d photo(s) under %s are gone; marked deleted", deleted, root)
     return ScanSummary(found, new, changed, unchanged, deleted, errors, time.monotonic() - started)
 
