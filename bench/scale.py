@@ -250,6 +250,30 @@ def db_bytes(db: Path) -> int:
     return sum(p.stat().st_size for p in (db, Path(f"{db}-wal")) if p.exists())
 
 
+def scored_by_this_version(db: Path, config_file: Path) -> int:
+    """Mark the library's scores and hashes as made by this keepers' built-in scorers and hash
+    (the rows are generated with version "1"), so that a restart finds the photos unchanged and
+    current, with nothing to score again: else it would queue the whole library for an upgrade's
+    rescoring, which is not a catch-up scan nor idle. Returns how many score rows it marked."""
+    from daemon.config import load_config
+    from daemon.imaging.hashing import PHASH_VERSION
+    from daemon.scoring.base import outputs
+    from daemon.scoring.builtin import builtin_scorers
+
+    scorers = builtin_scorers(load_config(config_file, check_folders=False))
+    current = [(str(s.version), name) for s in scorers if getattr(s, "version", None) for name in outputs(s)]
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE images SET phash_version = ? WHERE phash IS NOT NULL", (PHASH_VERSION,))
+    marked = 0
+    for version, name in current:
+        marked += conn.execute("UPDATE scores SET model_version = ? WHERE model = ? AND model_version IS NOT ?",
+                               (version, name, version)).rowcount
+    conn.commit()
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    return marked
+
+
 def run_daemon(data: Path, db: Path, photos_root: Path) -> None:
     """keepers run on the files: READY, watches, catch-up scan, idle RSS."""
     import yaml
@@ -266,6 +290,9 @@ def run_daemon(data: Path, db: Path, photos_root: Path) -> None:
     config = data / "keepers.yaml"
     config.write_text(yaml.safe_dump({"photos": [str(photos_root)], "database": str(db), "log_level": "info",
                                       "album": {"reselect_minutes": 0, "reselect_after_new": 0}}))
+    t = time.perf_counter()
+    marked = scored_by_this_version(db, config)
+    print(f"scores marked as made by this version's scorers: {marked:,} ({time.perf_counter() - t:.0f} s, not measured)")
     sock_path = data / "notify.sock"
     sock_path.unlink(missing_ok=True)  # left by a run that was stopped
     import socket
