@@ -109,8 +109,9 @@ class Daemon:
     """`keepers run` on one photo folder and database, started and stopped by PID."""
 
     def __init__(self, photos: Path, db: Path, config: Path, *, env: dict[str, str] | None = None,
-                 log: Path | None = None, extra_args: list[str] | None = None):
+                 log: Path | None = None, extra_args: list[str] | None = None, wrapper: list[str] | None = None):
         self.photos, self.db, self.config = photos, db, config
+        self.wrapper = wrapper or []  # a command that runs the daemon's (e.g. in a namespace), exec-ing it in place
         self.env = {**os.environ, **(env or {})}
         self.log = log or db.parent / "daemon.log"
         self.extra_args = extra_args or []
@@ -120,7 +121,7 @@ class Daemon:
         self.db.parent.mkdir(parents=True, exist_ok=True)
         self._log_fh = open(self.log, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", DAEMON_MAIN, "run", "--photos", str(self.photos), "--db", str(self.db),
+            [*self.wrapper, sys.executable, "-c", DAEMON_MAIN, "run", "--photos", str(self.photos), "--db", str(self.db),
              "--config", str(self.config), *self.extra_args],
             env=self.env, stdout=self._log_fh, stderr=subprocess.STDOUT,
         )

@@ -102,3 +102,22 @@ def inotify_limit(limit_file: Path | None = None) -> int | None:
         return int((limit_file or WATCH_LIMIT_FILE).read_text().strip())
     except (OSError, ValueError):
         return None
+
+
+def inotify_watches_held() -> int | None:
+    """The inotify watches this process holds (each inotify descriptor's ``inotify wd:``
+    lines in /proc/self/fdinfo), or None where that cannot be read."""
+    try:
+        fds = os.listdir("/proc/self/fd")
+    except OSError:
+        return None
+    held = 0
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") != "anon_inode:inotify":
+                continue
+            with open(f"/proc/self/fdinfo/{fd}", encoding="ascii", errors="replace") as info:
+                held += sum(1 for line in info if line.startswith("inotify wd:"))
+        except OSError:
+            continue  # closed meanwhile
+    return held

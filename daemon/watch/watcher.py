@@ -31,7 +31,7 @@ from watchdog.events import (
 )
 
 from ..scoring.record import mark_deleted
-from .mounts import RAISE_WATCHES_HINT, choose_mode, count_directories, inotify_limit, read_mounts
+from .mounts import RAISE_WATCHES_HINT, choose_mode, count_directories, inotify_limit, inotify_watches_held, read_mounts
 from .moves import mark_folder_deleted, move_folder, move_path
 from .settle import Settler
 
@@ -197,6 +197,7 @@ class FolderWatcher:
                 chosen, over_limit = "polling", True
                 why = (f"needs {dirs} inotify watches but only {max(0, limit - used)} of fs.inotify.max_user_watches "
                        f"{limit} are left")
+        held = inotify_watches_held() if chosen == "events" and not self._overlaps(path) else None
         try:
             observer = self._observer(path, chosen, over_limit)
         except OSError as exc:
@@ -206,6 +207,14 @@ class FolderWatcher:
             chosen, over_limit = "polling", True
             why = f"the kernel refused an inotify watch ({exc.strerror or exc})"
             observer = self._observer(path, chosen, over_limit)
+        else:
+            refused = self._watches_refused(dirs, held)
+            if refused:
+                self._stop_observer(observer)
+                chosen, over_limit = "polling", True
+                why = (f"the kernel refused an inotify watch for {refused} of its {dirs} folders "
+                       "(No space left on device: other programs hold the rest of the limit)")
+                observer = self._observer(path, chosen, over_limit)
         if over_limit:
             dirs = 0
             log.warning("cannot watch %s with inotify: %s; polling it every %.0f s instead, so changes show up late: %s",
@@ -214,6 +223,23 @@ class FolderWatcher:
             self._observers[path] = observer
             self.watched[path] = WatchedFolder(path, chosen, why, dirs, over_limit)
         log.info("watching %s (%s: %s)", path, chosen, why)
+
+    def _overlaps(self, path: Path) -> bool:
+        """Whether another folder watched with events is inside ``path`` or holds it (their watches are shared)."""
+        with self._lock:
+            others = [p for p, w in self.watched.items() if p != path and w.mode == "events"]
+        return any(path.is_relative_to(p) or p.is_relative_to(path) for p in others)
+
+    @staticmethod
+    def _watches_refused(folders: int, held_before: int | None) -> int:
+        """How many of ``folders`` the observer that just started holds no inotify watch for
+        (``held_before``: the watches held before it started). Its library leaves a subfolder
+        the kernel refuses a watch (ENOSPC) unwatched without a word, only the root's refusal
+        raises, so the watches are counted. 0 when all are held, or the count is unknown."""
+        held = inotify_watches_held() if held_before is not None else None
+        if held is None or held_before is None:
+            return 0
+        return max(0, folders - (held - held_before))  # it also watches ignored folders: never too many refused
 
     def _observer(self, path: Path, mode: str, over_limit: bool) -> Any:
         """A started observer of ``path``; raises OSError when inotify refuses it."""
