@@ -156,9 +156,9 @@ def mark_deleted(db: Any, paths: Iterable[Path | str]) -> int:
     """Mark rows whose file is gone as deleted (their scores stay, for the record). Returns how many changed."""
     now = time.time()
     keys = [(now, path_key(p)) for p in paths]
-    before = db.conn.total_changes
-    db.conn.executemany("UPDATE images SET status = 'deleted', updated_at = ? WHERE path = ? AND status != 'deleted'", keys)
-    return db.conn.total_changes - before
+    # the rows this statement changed (total_changes would count the status-count triggers' updates too)
+    return db.conn.executemany("UPDATE images SET status = 'deleted', updated_at = ? WHERE path = ? AND status != 'deleted'",
+                               keys).rowcount
 
 
 def record_telemetry(db: Any, stages: Mapping[str, tuple[int, float, float]], at: float | None = None) -> None:

@@ -55,11 +55,9 @@ def mark_folder_deleted(db: Any, folder: Path | str) -> int:
     """Mark deleted every row under ``folder``, and the folder's own row: a folder named
     like a photo (``x.jpg/``) has an error row saying so. Returns how many changed."""
     lo, hi = _prefix_range(folder)
-    before = db.conn.total_changes
-    mark_deleted(db, [folder])
-    db.conn.execute("UPDATE images SET status = 'deleted', updated_at = ? WHERE path >= ? AND path < ? AND status != 'deleted'",
-                    (time.time(), lo, hi))
-    return db.conn.total_changes - before
+    own = mark_deleted(db, [folder])
+    return own + db.conn.execute("UPDATE images SET status = 'deleted', updated_at = ? WHERE path >= ? AND path < ? AND status != 'deleted'",
+                                 (time.time(), lo, hi)).rowcount
 
 
 def unchanged_row(conn: Any, path: Path | str, size: int, mtime_ns: int) -> bool:
