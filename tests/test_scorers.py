@@ -10,6 +10,7 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image, ImageEnhance, ImageFilter
@@ -161,6 +162,23 @@ def test_brisque_features_match_the_brisque_package() -> None:
     reference = np.array([float(np.asarray(v).ravel()[0]) for v in reference])
     ours = np.array(features(grey.astype(np.float32)))
     assert np.allclose(ours, reference, rtol=5e-3, atol=1e-4), np.c_[ours, reference]
+
+
+def test_brisque_model_in_numpy_predicts_what_libsvm_predicts() -> None:
+    from daemon.scoring.builtin.brisque import _Model
+
+    model = _Model.get()
+    assert model.rbf is not None  # the shipped model is an RBF epsilon-SVR: the numpy path is the one taken
+    rng = np.random.default_rng(0)
+    for grey in (np.asarray(scene(n, (384, 256)).convert("L"), np.float32) / 255.0 for n in ("astronaut", "coffee")):
+        half = cv2.resize(grey, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_CUBIC)
+        feats = features(grey) + features(half)
+        scaled = -1.0 + 2.0 * (np.asarray(feats) - model.low) / (model.high - model.low)
+        assert abs(model.predict(feats) - model.predict_libsvm(scaled)) < 1e-9
+    for _ in range(20):  # anywhere in the features' range
+        feats = list(model.low + (model.high - model.low) * rng.random(model.low.size))
+        scaled = -1.0 + 2.0 * (np.asarray(feats) - model.low) / (model.high - model.low)
+        assert abs(model.predict(feats) - model.predict_libsvm(scaled)) < 1e-9
 
 
 @pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea"])

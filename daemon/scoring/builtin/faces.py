@@ -163,7 +163,7 @@ class Faces:
         if not faces:
             return []
         main = faces[0]
-        variance = _face_sharpness(image.grey(), main.box)
+        variance = _face_sharpness(image.rgb, main.box)
         clean = noise_quality(chroma_noise(image))
         worst = min(faces, key=lambda f: f.eyes_open)
         smile = float(np.mean([f.smile for f in faces]))
@@ -192,13 +192,14 @@ def _pixel_box(det: Detection, w: int, h: int) -> tuple[int, int, int, int]:
     return left, top, max(0, right - left), max(0, bottom - top)
 
 
-def _face_sharpness(grey: np.ndarray, box: tuple[int, int, int, int]) -> float:
+def _face_sharpness(rgb: np.ndarray, box: tuple[int, int, int, int]) -> float:
     """Variance of the Laplacian of the face's box at 128 px, histogram-equalised
-    (as the cascades' scorer measured it, so SHARP_HALF keeps its meaning)."""
+    (as the cascades' scorer measured it, so SHARP_HALF keeps its meaning). The luma of
+    the box only: the same pixels as the whole photo's luma cut there, at a tenth of the cost."""
     x, y, w, h = box
-    face = grey[y : y + h, x : x + w]
-    if face.size == 0:
+    if w == 0 or h == 0:
         return 0.0
+    face = cv2.cvtColor(np.ascontiguousarray(rgb[y : y + h, x : x + w]), cv2.COLOR_RGB2GRAY)
     face = cv2.equalizeHist(cv2.resize(face, (FACE_EDGE, FACE_EDGE), interpolation=cv2.INTER_AREA))
     return float(cv2.Laplacian(face, cv2.CV_32F).var())
 
