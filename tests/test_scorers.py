@@ -34,6 +34,14 @@ def via_jpeg(img: Image.Image, tmp_path: Path, name: str, quality: int = 92) -> 
     return decode_image(path)
 
 
+def over_exposed(img: Image.Image, ev: float) -> Image.Image:
+    """``ev`` stops more light, in linear light; what goes past white clips (bench/quality.py's over-exposure)."""
+    px = np.asarray(img, dtype=np.float64) / 255.0
+    lin = np.clip(np.where(px <= 0.04045, px / 12.92, ((px + 0.055) / 1.055) ** 2.4) * 2.0**ev, 0.0, 1.0)
+    srgb = np.where(lin <= 0.0031308, lin * 12.92, 1.055 * lin ** (1 / 2.4) - 0.055)
+    return Image.fromarray((srgb * 255 + 0.5).astype(np.uint8))
+
+
 def crops() -> list[tuple[str, Image.Image]]:
     """24 varied photos: whole scenes and their opposite quarters, at camera-like aspect."""
     out = []
@@ -99,13 +107,10 @@ def test_exposure_keeps_falling_as_more_of_the_frame_blows_out(name: str, tmp_pa
     """Each further half stop over (in linear light, the highlights clipped) scores lower: the
     measure does not bottom out at 0 after the first clipped level, where every worse
     frame would tie with it."""
-    px = np.asarray(scene(name, (480, 360)), dtype=np.float64) / 255.0
-    linear = np.where(px <= 0.04045, px / 12.92, ((px + 0.055) / 1.055) ** 2.4)
+    img = scene(name, (480, 360))
     values, blown = [], []
     for ev in (0.0, 0.7, 1.4, 2.1, 3.0):
-        lin = np.clip(linear * 2.0**ev, 0.0, 1.0)
-        srgb = np.where(lin <= 0.0031308, lin * 12.92, 1.055 * lin ** (1 / 2.4) - 0.055)
-        score = Exposure().score(via_jpeg(Image.fromarray((srgb * 255 + 0.5).astype(np.uint8)), tmp_path, f"ev{ev}"))[0]
+        score = Exposure().score(via_jpeg(over_exposed(img, ev), tmp_path, f"ev{ev}"))[0]
         values.append(score.normalised)
         blown.append(score.detail["clipped_highlights"])
     assert blown == sorted(blown) and blown[-1] > 0.3, blown
@@ -147,12 +152,8 @@ def test_a_noisy_face_is_a_worse_portrait_than_a_clean_one(tmp_path: Path) -> No
 def test_a_blown_out_face_is_a_worse_portrait_than_a_well_exposed_one(tmp_path: Path) -> None:
     """Equalising what is left of a face whose skin is clipped white lifts its Laplacian
     (the astronaut's rose from 0.71 to 0.87 at +1.4 EV): blown skin is detail gone."""
-    px = np.asarray(scene("astronaut"), dtype=np.float64) / 255.0
-    linear = np.where(px <= 0.04045, px / 12.92, ((px + 0.055) / 1.055) ** 2.4)
-    lin = np.clip(linear * 2.0**1.4, 0.0, 1.0)
-    bright = (np.where(lin <= 0.0031308, lin * 12.92, 1.055 * lin ** (1 / 2.4) - 0.055) * 255 + 0.5).astype(np.uint8)
     clean = {s.name: s for s in Faces().score(via_jpeg(scene("astronaut"), tmp_path, "c"))}
-    blown = {s.name: s for s in Faces().score(via_jpeg(Image.fromarray(bright), tmp_path, "b"))}
+    blown = {s.name: s for s in Faces().score(via_jpeg(over_exposed(scene("astronaut"), 1.4), tmp_path, "b"))}
     assert "faces" in blown, "the over-exposed face was not found: the test needs it found"
     assert clean["faces"].detail["face_blown"] < 0.05 and blown["faces"].detail["face_blown"] > 0.5
     assert blown["faces"].detail["face_sharpness"] > clean["faces"].detail["face_sharpness"]  # what the discount is for
