@@ -8,17 +8,19 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from daemon.album import run_selection
+from daemon.album import grouping, run_selection
+from daemon.album import plan as album_plan
 from daemon.album.choose import Member, choose_cluster
 from daemon.album.manual import set_choice
-from daemon.album.grouping import cluster_photos
+from daemon.album.grouping import TimedPhoto, assign_moments, cluster_photos
 from daemon.album.synthetic import SyntheticPhoto, insert_photo
 from daemon.config import AlbumConfig, Config
 from daemon.scoring.base import GROUPS
-from daemon.scoring.composite import composite
+from daemon.scoring.composite import composite, composite_values
 from daemon.store.writer import StoreWriter
 
 unit = st.floats(min_value=0.0, max_value=1.0, allow_nan=False)
@@ -183,3 +185,62 @@ def test_incremental_runs_agree_with_a_full_run(rows: list[tuple], rounds: list[
                 assert writer.db.conn.execute("SELECT id, moment, cluster FROM images ORDER BY id").fetchall() == moments
         finally:
             writer.close()
+
+
+group_values = st.one_of(unit, st.just(float("nan")), st.integers(0, 1), st.just("n/a"))
+
+
+@given(st.lists(st.dictionaries(st.sampled_from((*GROUPS, "other")), group_values), max_size=12), weights_strategy)
+def test_composites_of_a_batch_equal_composite_float_for_float(many: list[dict], weights: dict[str, float]) -> None:
+    """The selection computes a batch's composites in numpy; each equals composite() of the
+    photo's numeric groups, to the last bit (NaN clamped alike), coverage included."""
+    got = composite_values(many, weights)
+    for groups, (value, coverage) in zip(many, got, strict=True):
+        expected = composite({k: float(v) for k, v in groups.items() if isinstance(v, (int, float))}, weights)
+        assert coverage == expected.coverage
+        assert value == expected.value  # None for None; floats bit for bit (a NaN group clamps to 0.0 in both)
+
+
+@settings(max_examples=60)
+@given(st.lists(st.one_of(st.none(), hash64), min_size=1, max_size=45), st.integers(0, 20), st.integers(1, 12), st.integers(0, 2**64 - 1))
+def test_small_moments_cluster_as_the_array_path_does(hashes: list[int | None], distance: int, cap: int, base: int) -> None:
+    """Moments of a few photos are compared pair by pair in Python; the result is the one the
+    numpy path gives (closest pair first, ties by position, the cap)."""
+    near = [None if h is None else base ^ (h & 0x0F0F) for h in hashes]  # many pairs within reach
+    ids = list(range(1000, 1000 + len(near)))[::-1]
+    small = cluster_photos(ids, near, max_distance=distance, cap=cap)
+    saved = grouping.SMALL_MOMENT
+    try:
+        grouping.SMALL_MOMENT = 0
+        assert cluster_photos(ids, near, max_distance=distance, cap=cap) == small
+    finally:
+        grouping.SMALL_MOMENT = saved
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.one_of(st.none(), st.floats(0, 2000))), min_size=1, max_size=60), st.floats(1, 300))
+def test_moments_from_arrays_are_the_moments_assign_moments_makes(rows: list[tuple[int, float | None]], gap: float) -> None:
+    """A full run splits the library with numpy; its moments are :func:`assign_moments`'s."""
+    ids = np.arange(1, len(rows) + 1, dtype=np.int64)
+    lonely = iter(range(-1, -len(rows) - 1, -1))
+    folders = np.array([folder if t is not None else next(lonely) for folder, t in rows], dtype=np.int64)
+    times = np.array([t if t is not None else 0.0 for _, t in rows], dtype=np.float64)
+    count, groups = album_plan._split_moments(ids, folders, times, gap)
+    split = {int(i): moment for moment, members in groups for i in members}
+    timed = [TimedPhoto(int(i), f"/{f}" if t is not None else f"\0{i}", t if t is not None else 0.0) for i, (f, t) in zip(ids, rows)]
+    assert split == assign_moments(timed, gap)
+    assert count == len(set(split.values()))
+
+
+@given(st.dictionaries(st.sampled_from((*GROUPS, "other")), st.one_of(unit, st.just(float("nan")), st.integers(-(2**70), 2**70))))
+def test_a_photos_groups_read_as_json_reads_them(groups: dict) -> None:
+    """Group scores are read with orjson; what it refuses (NaN, integers past 64 bits) is read by json, so
+    every stored text gives the dict json gives."""
+    import json
+    import math
+
+    text = json.dumps(groups)
+    got = album_plan._json_dict(text)
+    assert got.keys() == groups.keys()
+    assert all(got[k] == v or (isinstance(v, float) and math.isnan(v) and math.isnan(got[k])) for k, v in groups.items())
+    assert album_plan._json_dict("[1, 2]") == {} and album_plan._json_dict("{not json") == {} and album_plan._json_dict(None) == {}

@@ -135,3 +135,31 @@ def test_streamed_json_is_the_list_one_item_a_line(capsys: pytest.CaptureFixture
         assert json.loads(out) == value
         assert len(out.splitlines()) == (len(value) + 2 if value else 1)
 
+
+
+def test_a_full_reselection_of_an_unchanged_library_writes_only_its_run(tmp_path: Path) -> None:
+    """Only the rows that differ are written: a second full run of the same library reads every
+    batch and changes nothing but its own selection_runs row, and the picks keep the run that made them."""
+    db = tmp_path / "keepers.db"
+    build(db, 1200)
+    with StoreWriter(db) as writer:
+        first = run_selection(writer, Config(), full=True, export=False)
+        conn = writer.db.conn
+        album = conn.execute("SELECT * FROM picks ORDER BY image_id").fetchall()
+        candidates = conn.execute("SELECT * FROM album_candidates ORDER BY image_id").fetchall()
+        assert len(album) > 100 and {r[1] for r in album} == {first.run_id}
+        before = conn.total_changes
+        again = run_selection(writer, Config(), full=True, export=False)
+        assert (again.mode, again.moments_recomputed) == ("full", first.moments)
+        assert conn.total_changes - before == 2  # the run's row: inserted when it began, updated when it finished
+        assert conn.execute("SELECT * FROM picks ORDER BY image_id").fetchall() == album
+        assert conn.execute("SELECT * FROM album_candidates ORDER BY image_id").fetchall() == candidates
+        # a photo rescored: the next full run rewrites its moment's rows, not the library's
+        photo = conn.execute("SELECT image_id, moment FROM picks ORDER BY image_id LIMIT 1").fetchone()
+        writer.call(lambda db: db.conn.execute("UPDATE images SET groups_json = ? WHERE id = ?", (json.dumps({"aesthetic": 0.0}), photo[0])))
+        before = conn.total_changes
+        third = run_selection(writer, Config(), full=True, export=False)
+        changed = conn.execute("SELECT image_id FROM picks WHERE run_id = ?", (third.run_id,)).fetchall()
+        moment_size = conn.execute("SELECT count(*) FROM images WHERE moment = ?", (photo[1],)).fetchone()[0]
+        assert 0 < len(changed) <= moment_size
+        assert 2 < conn.total_changes - before <= 2 + 4 * moment_size

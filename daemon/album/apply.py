@@ -110,37 +110,51 @@ def begin_run(db: sqlite_utils.Database, scope: RunScope, trigger: str) -> int:
     )
 
 
+#: a reason as stored: JSON with sorted keys (one encoder for the run, not one a call)
+_encode_reason = json.JSONEncoder(sort_keys=True).encode
+
+CANDIDATE_COLUMNS = "image_id, moment, cluster, rank, composite, unit_score, forced, reason"
+PICK_COLUMNS = "image_id, moment, cluster, rank, composite, reason"
+
+
 def apply_batch(db: sqlite_utils.Database, plan: Plan, album: AlbumConfig, run_id: int, changes: Changes) -> None:
     """Write one batch (inside the writer's transaction): its images' moments and
-    clusters, their candidates, and (best_per_cluster) their picks."""
+    clusters, their candidates, and (best_per_cluster) their picks.
+
+    Only rows that differ from the stored ones are written: a full reselection of a
+    library that did not change reads its batches and writes nothing, and a pick
+    keeps the ``run_id`` of the run that last changed it."""
     conn = db.conn
     conn.executemany("UPDATE images SET moment = ?, cluster = ? WHERE id = ?", plan.image_updates)
-    scope = _in(plan.image_ids)
-    conn.execute("DELETE FROM album_candidates WHERE image_id IN (SELECT value FROM json_each(?))", (scope,))
-    rows = []
+    scope = (_in(plan.image_ids),)
+    rows: dict[int, tuple] = {}
     for pick in plan.clusters:
         moment = plan.cluster_moment[pick.cluster]
         for choice in pick.choices:
-            rows.append(
-                (choice.image_id, moment, pick.cluster, choice.rank, choice.composite, pick.unit_score, int(choice.forced),
-                 json.dumps(choice.reason, sort_keys=True))
-            )
+            rows[choice.image_id] = (choice.image_id, moment, pick.cluster, choice.rank, choice.composite, pick.unit_score,
+                                     int(choice.forced), _encode_reason(choice.reason))
+    stored = _stored(conn, "album_candidates", CANDIDATE_COLUMNS, scope)
+    conn.executemany("DELETE FROM album_candidates WHERE image_id = ?", [(i,) for i in sorted(stored.keys() - rows.keys())])
     conn.executemany(
-        "INSERT OR REPLACE INTO album_candidates (image_id, moment, cluster, rank, composite, unit_score, forced, reason)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        rows,
+        f"INSERT OR REPLACE INTO album_candidates ({CANDIDATE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [r for i, r in rows.items() if stored.get(i) != r],
     )
     if album.policy != "best_per_cluster":
         return  # the size policy needs every candidate: finish_run picks
-    old = {r[0] for r in conn.execute("SELECT image_id FROM picks WHERE image_id IN (SELECT value FROM json_each(?))", (scope,))}
-    desired = {r[0] for r in rows}
-    removed = old - desired
+    old = _stored(conn, "picks", PICK_COLUMNS, scope)
+    desired = {i: (i, r[1], r[2], r[3], r[4], r[7]) for i, r in rows.items()}
+    removed = old.keys() - desired.keys()
     conn.executemany("DELETE FROM picks WHERE image_id = ?", [(i,) for i in sorted(removed)])
     conn.executemany(
-        "INSERT OR REPLACE INTO picks (image_id, run_id, moment, cluster, rank, composite, reason) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [(r[0], run_id, r[1], r[2], r[3], r[4], r[7]) for r in rows],
+        f"INSERT OR REPLACE INTO picks (run_id, {PICK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(run_id, *r) for i, r in desired.items() if old.get(i) != r],
     )
-    changes.note(desired - old, removed)
+    changes.note(desired.keys() - old.keys(), removed)
+
+
+def _stored(conn: sqlite3.Connection, table: str, columns: str, scope: tuple[str]) -> dict[int, tuple]:
+    """The stored rows of ``table`` for the images in ``scope`` (a JSON list), by image id."""
+    return {r[0]: r for r in conn.execute(f"SELECT {columns} FROM {table} WHERE image_id IN (SELECT value FROM json_each(?))", scope)}
 
 
 def stray_rows(conn: sqlite3.Connection) -> tuple[list[int], list[int]]:
@@ -169,10 +183,12 @@ def settle_run(db: sqlite_utils.Database, album: AlbumConfig, run_id: int, chang
         del everything
         removed = old - desired
         conn.executemany("DELETE FROM picks WHERE image_id = ?", [(i,) for i in sorted(removed)])
-        conn.execute(
+        conn.execute(  # the picks that are new or whose candidate row changed
             "INSERT OR REPLACE INTO picks (image_id, run_id, moment, cluster, rank, composite, reason)"
-            " SELECT image_id, ?, moment, cluster, rank, composite, reason FROM album_candidates"
-            " WHERE image_id IN (SELECT value FROM json_each(?))",
+            " SELECT c.image_id, ?, c.moment, c.cluster, c.rank, c.composite, c.reason FROM album_candidates c"
+            " LEFT JOIN picks p ON p.image_id = c.image_id WHERE c.image_id IN (SELECT value FROM json_each(?))"
+            " AND (p.image_id IS NULL OR p.moment IS NOT c.moment OR p.cluster IS NOT c.cluster OR p.rank IS NOT c.rank"
+            " OR p.composite IS NOT c.composite OR p.reason IS NOT c.reason)",
             (run_id, _in(desired)),
         )
         changes.note(desired - old, removed)

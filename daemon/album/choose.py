@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 import math
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping, Protocol, Sequence, runtime_checkable
+from types import MappingProxyType
+from typing import Any, Literal, Mapping, NamedTuple, Protocol, Sequence, runtime_checkable
 
 from ..config import Floors
 from ..scoring.base import GROUPS
@@ -34,23 +34,21 @@ class Comparator(Protocol):
     def compare(self, a: Path, b: Path) -> tuple[int, float]: ...
 
 
-@dataclass(frozen=True)
-class Member:
-    """One photo of a cluster as the chooser sees it."""
+class Member(NamedTuple):
+    """One photo of a cluster as the chooser sees it (a tuple: a full reselection makes one a photo)."""
 
     id: int
     path: str
     taken_at: float = 0.0
     composite: float | None = None
-    groups: Mapping[str, float] = field(default_factory=dict)
+    groups: Mapping[str, float] = MappingProxyType({})
     coverage: tuple[str, ...] = ()
-    floor_scores: Mapping[str, float] = field(default_factory=dict)  # eyes_open, sharpness (normalised)
+    floor_scores: Mapping[str, float] = MappingProxyType({})  # eyes_open, sharpness (normalised)
     manual: str | None = None  # 'pin', 'reject' or None
     companions: tuple[str, ...] = ()  # RAW/JPEG files of the same photo
 
 
-@dataclass(frozen=True)
-class Choice:
+class Choice(NamedTuple):
     image_id: int
     rank: int
     composite: float | None
@@ -58,8 +56,7 @@ class Choice:
     forced: bool = False
 
 
-@dataclass(frozen=True)
-class ClusterPick:
+class ClusterPick(NamedTuple):
     """What one cluster contributes to the album (possibly nothing)."""
 
     cluster: int
@@ -111,8 +108,13 @@ def _name(member: Member) -> str:
 def _shared_groups(members: Sequence[Member], weights: Mapping[str, float] | None) -> tuple[str, ...]:
     """The weighted score groups every member has, when the members' groups differ and
     they share at least one; else () (compare the composites as they are)."""
-    if not weights:
+    if not weights or len(members) < 2:
         return ()
+    keys = members[0].groups.keys()
+    if all(m.groups.keys() == keys for m in members) and all(
+        v is not None and v == v for m in members for v in m.groups.values()  # v == v: not NaN
+    ):
+        return ()  # every member has the same groups
     have = [{g for g, v in m.groups.items() if weights.get(g, 0.0) > 0 and v is not None and not math.isnan(v)} for m in members]
     common = set.intersection(*have)
     if not common or all(h == common for h in have):
@@ -202,12 +204,15 @@ def _best_by_score(
     """The cluster's own pick among ``live`` (composite, floors, tie-break) with its reason; None when none is eligible."""
     vetoed: dict[int, dict[str, dict[str, Any]]] = {}
     eligible: list[Member] = []
-    for m in live:
-        v = floor_vetoes(m, floors)
-        if v:
-            vetoed[m.id] = v
-        elif m.composite is not None:
-            eligible.append(m)
+    if floors.eyes_open is None and floors.sharpness is None:  # no floor set: nothing to veto
+        eligible = [m for m in live if m.composite is not None]
+    else:
+        for m in live:
+            v = floor_vetoes(m, floors)
+            if v:
+                vetoed[m.id] = v
+            elif m.composite is not None:
+                eligible.append(m)
     if not eligible:
         return None
     value, shared = compared_values(eligible, weights)

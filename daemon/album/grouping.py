@@ -112,32 +112,28 @@ def cluster_photos(
     ``cap`` is skipped, so a chain of lookalikes cannot swallow a moment.
     Returns clusters as sorted id lists, ordered by their smallest id. The
     result does not depend on the order of ``ids``.
+
+    Only the linked pairs leave numpy: a full reselection calls this once per
+    moment, so the work is a few array operations and a union-find over the
+    links, not over every pair.
     """
     n = len(ids)
     if n == 0:
         return []
-    order = np.argsort(np.asarray(ids, dtype=np.int64), kind="stable")
+    order = sorted(range(n), key=ids.__getitem__)  # stable: equal ids keep their order
     ids_sorted = [int(ids[i]) for i in order]
+    if n == 1:
+        return [ids_sorted]
     hashes_sorted = [hashes[i] for i in order]
-    # distance in [0, 1]: hash bits / 64, or 1 - cosine; > 1 means "not linked"
-    dist = np.full((n, n), 2.0, dtype=np.float64)
-    have_hash = np.array([h is not None for h in hashes_sorted])
-    if have_hash.sum() > 1:
-        idx = np.nonzero(have_hash)[0]
-        ham = hamming_matrix([hashes_sorted[i] for i in idx]).astype(np.float64)
-        sub = np.where(ham <= max_distance, ham / 64.0, 2.0)
-        dist[np.ix_(idx, idx)] = sub
-    if embeddings is not None:
-        emb_sorted = [embeddings[i] for i in order]
-        have_emb = np.array([e is not None for e in emb_sorted])
-        if have_emb.sum() > 1:
-            idx = np.nonzero(have_emb)[0]
-            vectors = np.stack([np.asarray(emb_sorted[i], dtype=np.float64) for i in idx])
-            cos = cosine_matrix(vectors)
-            sub = np.where(cos >= min_similarity, 1.0 - cos, 2.0)
-            block = dist[np.ix_(idx, idx)]
-            dist[np.ix_(idx, idx)] = np.minimum(block, sub)
-    rows, cols = np.nonzero(np.triu(dist <= 1.0, k=1))
+    emb_sorted = None if embeddings is None else [embeddings[i] for i in order]
+    if n <= SMALL_MOMENT and (emb_sorted is None or sum(e is not None for e in emb_sorted) < 2):
+        pairs = _small_links(hashes_sorted, max_distance)
+    else:
+        rows, cols, weights = _links(hashes_sorted, max_distance, emb_sorted, min_similarity)
+        ranked = np.lexsort((cols, rows, weights))
+        pairs = list(zip(rows[ranked].tolist(), cols[ranked].tolist()))
+    if not pairs:
+        return [[i] for i in ids_sorted]
     parent = list(range(n))
     size = [1] * n
 
@@ -147,17 +143,64 @@ def cluster_photos(
             i = parent[i]
         return i
 
-    if len(rows):
-        weights = dist[rows, cols]
-        for k in np.lexsort((cols, rows, weights)):
-            a, b = find(int(rows[k])), find(int(cols[k]))
-            if a == b or size[a] + size[b] > cap:
-                continue
-            if a > b:
-                a, b = b, a
-            parent[b] = a
-            size[a] += size[b]
+    for a, b in pairs:
+        a, b = find(a), find(b)
+        if a == b or size[a] + size[b] > cap:
+            continue
+        if a > b:
+            a, b = b, a
+        parent[b] = a
+        size[a] += size[b]
     groups: dict[int, list[int]] = {}
     for i in range(n):
         groups.setdefault(find(i), []).append(ids_sorted[i])
     return sorted((sorted(g) for g in groups.values()), key=lambda g: g[0])
+
+
+#: up to this many photos (and no embeddings), the pairs are compared in Python: for the
+#: few photos of a typical moment that is several times faster than numpy's set-up
+SMALL_MOMENT = 32
+
+
+def _small_links(hashes: Sequence[int | None], max_distance: int) -> list[tuple[int, int]]:
+    """:func:`_links` by hashes alone, pair by pair: the linked (row, col), closest first, then by position."""
+    found = []
+    for i, a in enumerate(hashes):
+        if a is not None:
+            for j in range(i + 1, len(hashes)):
+                b = hashes[j]
+                if b is not None:
+                    bits = (a ^ b).bit_count()
+                    if bits <= max_distance:
+                        found.append((bits, i, j))
+    found.sort()
+    return [(i, j) for _, i, j in found]
+
+
+def _links(
+    hashes: Sequence[int | None], max_distance: int, embeddings: Sequence[np.ndarray | None] | None, min_similarity: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The linked pairs (row < col) of photos in id order, with their distance: hash bits
+    (as bits / 64 when embeddings take part, so the two measures compare), or 1 - cosine."""
+    n = len(hashes)
+    have = np.fromiter((h is not None for h in hashes), dtype=bool, count=n)
+    ham = hamming_matrix(np.fromiter((0 if h is None else h for h in hashes), dtype=np.uint64, count=n))
+    linked = (ham <= max_distance) & have[:, None] & have[None, :]
+    have_emb = None
+    if embeddings is not None:
+        have_emb = np.fromiter((e is not None for e in embeddings), dtype=bool, count=n)
+        if have_emb.sum() < 2:
+            have_emb = None
+    if have_emb is None:
+        rows, cols = np.nonzero(np.triu(linked, k=1))
+        return rows, cols, ham[rows, cols]
+    # distance in [0, 1]: hash bits / 64, or 1 - cosine; > 1 means "not linked"
+    dist = np.where(linked, ham / 64.0, 2.0)
+    idx = np.nonzero(have_emb)[0]
+    vectors = np.stack([np.asarray(embeddings[i], dtype=np.float64) for i in idx])  # type: ignore[index]
+    cos = cosine_matrix(vectors)
+    sub = np.where(cos >= min_similarity, 1.0 - cos, 2.0)
+    block = dist[np.ix_(idx, idx)]
+    dist[np.ix_(idx, idx)] = np.minimum(block, sub)
+    rows, cols = np.nonzero(np.triu(dist <= 1.0, k=1))
+    return rows, cols, dist[rows, cols]

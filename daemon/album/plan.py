@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, NamedTuple
 
 import numpy as np
+import orjson
 
 from ..config import Config
-from ..scoring.composite import composite
+from ..scoring.composite import composite_values
 from .choose import ClusterPick, Comparator, Member, choose_cluster
-from .grouping import TimedPhoto, assign_moments, cluster_photos, companion_groups, hash_to_int, is_raw
+from .grouping import RAW_EXTENSIONS, TimedPhoto, assign_moments, cluster_photos, companion_groups, hash_to_int, is_raw
 from .sets import SetCandidate, find_brackets, find_panoramas, parse_exif
 
 log = logging.getLogger(__name__)
@@ -42,16 +43,19 @@ BATCH_PHOTOS = 4000
 
 
 class Photo(NamedTuple):
-    """One photo as a batch plans it (a tuple: a batch makes thousands)."""
+    """One photo as a batch plans it (a tuple: a batch makes thousands). It has every field
+    of a :class:`~daemon.album.sets.SetCandidate`, so set detection takes it as it is."""
 
     id: int
     path: str
     taken_at: float
-    phash: str | None
+    fingerprint: str | None  # the perceptual hash as stored
     width: int | None
     height: int | None
     exif: dict[str, Any]
     member: Member
+    hash: int | None  # phash as an integer (None when missing or malformed)
+    raw: bool  # a camera RAW file (it may have a JPEG companion)
 
 
 @dataclass
@@ -172,9 +176,10 @@ def _plan_moments(
     photos, stored = _load_photos(conn, ids, config)
     embeddings = _load_embeddings(conn, model, ids)
     plan = Plan(image_ids=ids)
+    weights = config.weights.as_dict()
     for moment, members in groups:
         present = [i for i in members if i in photos]
-        for pick, cluster_ids in _select_moment(present, photos, embeddings, config, comparator):
+        for pick, cluster_ids in _select_moment(present, photos, embeddings, config, comparator, weights):
             plan.clusters.append(pick)
             plan.cluster_moment[pick.cluster] = moment
             for pid in cluster_ids:
@@ -303,47 +308,49 @@ def _chain_bounds(times: list[float], seeds: list[float], gap: float) -> tuple[f
 
 
 def _load_photos(conn: sqlite3.Connection, ids: list[int], config: Config) -> tuple[dict[int, Photo], dict[int, tuple[int | None, int | None]]]:
-    """The photos ``ids`` as the chooser sees them, and each one's stored (moment, cluster)."""
-    where, params = "WHERE i.id IN (SELECT value FROM json_each(?))", (_ids_param(ids),)
+    """The photos ``ids`` as the chooser sees them, and each one's stored (moment, cluster).
+
+    Floor scores are read only for the floors that are set (a floor left unset vetoes nothing)."""
+    params = (_ids_param(ids),)
     manual = dict(conn.execute("SELECT image_id, choice FROM manual_choices WHERE image_id IN (SELECT value FROM json_each(?))",
                                params).fetchall())
     floors: dict[int, dict[str, float]] = {}
-    for image_id, model, value in conn.execute(
-        "SELECT image_id, model, normalised FROM scores WHERE image_id IN (SELECT value FROM json_each(?))"
-        f" AND model IN ({','.join('?' * len(FLOOR_SCORERS))})",
-        (*params, *FLOOR_SCORERS),
-    ):
-        if value is not None:
-            floors.setdefault(image_id, {})[model] = float(value)
-    weights = config.weights.as_dict()
+    wanted = [name for name in FLOOR_SCORERS if getattr(config.album.floors, name) is not None]
+    if wanted:
+        for image_id, model, value in conn.execute(
+            "SELECT image_id, model, normalised FROM scores WHERE image_id IN (SELECT value FROM json_each(?))"
+            f" AND model IN ({','.join('?' * len(wanted))})",
+            (*params, *wanted),
+        ):
+            if value is not None:
+                floors.setdefault(image_id, {})[model] = float(value)
     out: dict[int, Photo] = {}
     stored: dict[int, tuple[int | None, int | None]] = {}
-    for pid, path, taken, phash, width, height, exif_json, stored_composite, coverage, groups_json, moment, cluster in conn.execute(
+    no_floors: dict[str, float] = {}
+    rows = conn.execute(
         "SELECT i.id, i.path, coalesce(i.taken_at, i.mtime_ns / 1e9, i.first_seen), i.phash, i.width, i.height, i.exif_json,"
-        f" i.composite, i.coverage, i.groups_json, i.moment, i.cluster FROM images i {where}",
+        " i.composite, i.coverage, i.groups_json, i.moment, i.cluster FROM images i WHERE i.id IN (SELECT value FROM json_each(?))",
         params,
+    ).fetchall()
+    groups_of = [_json_dict(r[9]) for r in rows]
+    # every photo's composite under the current weights, the batch at once
+    composites = composite_values(groups_of, config.weights.as_dict())
+    for (pid, path, taken, phash, width, height, exif_json, stored_composite, coverage, _, moment, cluster), groups, (value, cov) in zip(
+        rows, groups_of, composites
     ):
         stored[pid] = (moment, cluster)
-        groups = _json_dict(groups_json)
-        if groups:
-            comp = composite({k: float(v) for k, v in groups.items() if isinstance(v, (int, float))}, weights)
-            value, cov = comp.value, comp.coverage
-        else:
-            value = stored_composite
-            cov = tuple(_json_list(coverage))
+        if not groups:
+            value, cov = stored_composite, tuple(_json_list(coverage))
         taken = float(taken or 0.0)
-        member = Member(
-            id=pid,
-            path=path,
-            taken_at=taken,
-            composite=value,
-            groups=groups,
-            coverage=tuple(cov),
-            floor_scores=floors.get(pid, {}),
-            manual=manual.get(pid),
-        )
-        out[pid] = Photo(pid, path, taken, phash, width, height, parse_exif(exif_json), member)
+        member = Member(pid, path, taken, value, groups, cov, floors.get(pid, no_floors), manual.get(pid))
+        out[pid] = Photo(pid, path, taken, phash, width, height, parse_exif(exif_json), member, hash_to_int(phash),
+                         _ends_raw(path) and is_raw(path))
     return out, stored
+
+
+def _ends_raw(path: str) -> bool:
+    """False for a path :func:`is_raw` says no to, checked without splitting it (most photos are not RAWs)."""
+    return path[path.rfind("."):].lower() in RAW_EXTENSIONS
 
 
 def _embedding_model(conn: sqlite3.Connection) -> str | None:
@@ -363,12 +370,18 @@ def _load_embeddings(conn: sqlite3.Connection, model: str | None, ids: Iterable[
 
 
 def _json_dict(text: str | None) -> dict[str, Any]:
+    """A JSON object column as a dict ({} when empty or not an object). orjson reads a
+    photo's groups several times faster than json; what it refuses and json reads
+    (NaN, huge integers) goes to json."""
     if not text:
         return {}
     try:
-        value = json.loads(text)
-    except ValueError:
-        return {}
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return {}
     return value if isinstance(value, dict) else {}
 
 
@@ -388,37 +401,37 @@ def _select_moment(
     embeddings: dict[int, np.ndarray],
     config: Config,
     comparator: Comparator | None,
+    weights: dict[str, float] | None = None,
 ) -> list[tuple[ClusterPick, list[int]]]:
     """Group one moment's photos and choose each group's pick; returns (pick, every photo id in the group)."""
     album = config.album
+    weights = config.weights.as_dict() if weights is None else weights
     # RAW + JPEG of the same name: one photo, represented by the scored, non-RAW file
     followers: dict[int, list[int]] = {}
     hidden: set[int] = set()
-    raws = [i for i in ids if is_raw(photos[i].path)]
-    for group in companion_groups({i: photos[i].path for i in ids}) if raws else []:
-        lead = min(group, key=lambda i: (is_raw(photos[i].path), -len(photos[i].member.coverage), i))
-        manual = next((photos[i].member.manual for i in group if photos[i].member.manual == "reject"), None) or next(
-            (photos[i].member.manual for i in group if photos[i].member.manual), None
-        )
-        rest = [i for i in group if i != lead]
-        followers[lead] = rest
-        hidden.update(rest)
-        lead_photo = photos[lead]
-        photos[lead] = _with_member(lead_photo, companions=tuple(photos[i].path for i in rest), manual=manual)
-    units = [i for i in ids if i not in hidden]
-    hashes = {i: hash_to_int(photos[i].phash) for i in units}
+    if any(photos[i].raw for i in ids):
+        for group in companion_groups({i: photos[i].path for i in ids}):
+            lead = min(group, key=lambda i: (photos[i].raw, -len(photos[i].member.coverage), i))
+            manual = next((photos[i].member.manual for i in group if photos[i].member.manual == "reject"), None) or next(
+                (photos[i].member.manual for i in group if photos[i].member.manual), None
+            )
+            rest = [i for i in group if i != lead]
+            followers[lead] = rest
+            hidden.update(rest)
+            lead_photo = photos[lead]
+            photos[lead] = _with_member(lead_photo, companions=tuple(photos[i].path for i in rest), manual=manual)
+    units = [i for i in ids if i not in hidden] if hidden else ids
 
     def linked(a: int, b: int) -> bool:
-        ha, hb = hashes.get(a), hashes.get(b)
+        ha, hb = photos[a].hash, photos[b].hash
         return ha is not None and hb is not None and (ha ^ hb).bit_count() <= album.hash_distance
 
-    candidates = [
-        SetCandidate(i, photos[i].path, photos[i].taken_at, photos[i].exif, photos[i].width, photos[i].height, photos[i].phash)
-        for i in units
-    ]
-    groups: list[tuple[str, list[int]]] = [("bracket", g) for g in find_brackets(candidates, album.bracket_seconds)]
+    candidates: list[SetCandidate] = [photos[i] for i in units]  # type: ignore[misc]  # a Photo has a SetCandidate's fields
+    groups: list[tuple[str, list[int]]] = []
+    if sum(1 for c in candidates if c.exif) >= 2:  # a bracket needs two frames that say their exposure
+        groups += [("bracket", g) for g in find_brackets(candidates, album.bracket_seconds)]
     in_set = {i for _, g in groups for i in g}
-    rest = [c for c in candidates if c.id not in in_set]
+    rest = [c for c in candidates if c.id not in in_set] if in_set else candidates
     groups += [("panorama", g) for g in find_panoramas(rest, album.panorama_seconds, linked=linked)]
     in_set = {i for _, g in groups for i in g}
     loose = sorted((i for i in units if i not in in_set), key=lambda i: (photos[i].taken_at, i))
@@ -426,7 +439,7 @@ def _select_moment(
         chunk = loose[start : start + CLUSTER_CHUNK]
         clusters = cluster_photos(
             chunk,
-            [hashes[i] for i in chunk],
+            [photos[i].hash for i in chunk],
             max_distance=album.hash_distance,
             cap=album.cluster_cap,
             embeddings=[embeddings.get(i) for i in chunk] if embeddings else None,
@@ -435,22 +448,19 @@ def _select_moment(
         groups += [("cluster", g) for g in clusters]
     out: list[tuple[ClusterPick, list[int]]] = []
     for kind, group in sorted(groups, key=lambda kg: min(kg[1])):
-        cluster_id = min(group)
         pick = choose_cluster(
-            cluster_id,
+            min(group),
             [photos[i].member for i in group],
             kind=kind,  # type: ignore[arg-type]
             floors=album.floors,
             tiebreak_margin=album.tiebreak_margin,
             comparator=comparator,
-            weights=config.weights.as_dict(),
+            weights=weights,
         )
-        everyone = list(group) + [f for i in group for f in followers.get(i, [])]
+        everyone = [*group, *(f for i in group for f in followers.get(i, ()))] if followers else group
         out.append((pick, everyone))
     return out
 
 
 def _with_member(photo: Photo, **changes: Any) -> Photo:
-    import dataclasses
-
-    return photo._replace(member=dataclasses.replace(photo.member, **changes))
+    return photo._replace(member=photo.member._replace(**changes))

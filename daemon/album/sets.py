@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -28,9 +27,8 @@ PANORAMA_MIN_RESPONSE = 0.15
 _PREVIEW_EDGE = 256
 
 
-@dataclass(frozen=True)
-class SetCandidate:
-    """What set detection needs of a photo."""
+class SetCandidate(NamedTuple):
+    """What set detection needs of a photo (a tuple: a full reselection makes one a photo)."""
 
     id: int
     path: str

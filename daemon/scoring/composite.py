@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
 
 from .base import GROUPS
 
@@ -44,3 +46,38 @@ def composite(groups: Mapping[str, float], weights: Mapping[str, float]) -> Comp
         return Composite(None, (), dict(groups))
     value = sum(weights[g] * groups[g] for g in present) / total
     return Composite(min(1.0, max(0.0, value)), tuple(present), dict(groups))
+
+
+def composite_values(many: Sequence[Mapping[str, Any]], weights: Mapping[str, float]) -> list[tuple[float | None, tuple[str, ...]]]:
+    """``(value, coverage)`` of :func:`composite` for many photos at once, computed in numpy
+    (a full reselection recomputes a million photos' composites under the current weights).
+
+    Equal, float for float, to ``composite``'s: the same sums in the same order (a group
+    that is missing adds 0.0, which changes no sum), the same clamping. A group whose
+    value is not a number counts as missing."""
+    n = len(many)
+    used = [g for g in GROUPS if weights.get(g, 0.0) > 0]
+    total = np.zeros(n)
+    weighted = np.zeros(n)
+    present = []
+    for g in used:
+        values = [d.get(g) for d in many]
+        have = np.fromiter((isinstance(v, (int, float)) for v in values), dtype=bool, count=n)
+        x = np.fromiter((v if h else 0.0 for v, h in zip(values, have.tolist())), dtype=np.float64, count=n)
+        total = total + np.where(have, weights[g], 0.0)
+        weighted = weighted + np.where(have, weights[g] * x, 0.0)
+        present.append(have)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = weighted / total
+    value = np.where(value > 0.0, value, 0.0)  # max(0.0, value), NaN included
+    value = np.where(value < 1.0, value, 1.0)  # min(1.0, ...)
+    coverage_of: dict[tuple[bool, ...], tuple[str, ...]] = {}
+    out: list[tuple[float | None, tuple[str, ...]]] = []
+    flags = np.stack(present, axis=1).tolist() if present else [[]] * n
+    for v, t, row in zip(value.tolist(), total.tolist(), flags):
+        key = tuple(row)
+        coverage = coverage_of.get(key)
+        if coverage is None:
+            coverage = coverage_of[key] = tuple(g for g, h in zip(used, row) if h)
+        out.append((v, coverage) if coverage and t > 0 else (None, ()))
+    return out
