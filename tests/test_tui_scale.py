@@ -60,7 +60,7 @@ def steps(db: Path, load: Callable[[StoreReader], Any]) -> int:
             calls[0] += 1
             return 0
 
-        reader.db.conn.set_progress_handler(tick, STEP)
+        reader.conn.set_progress_handler(tick, STEP)
         load(reader)
         return calls[0] * STEP
 

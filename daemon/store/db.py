@@ -6,15 +6,40 @@ import logging
 import os
 import sqlite3
 from pathlib import Path
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from ..errors import StoreError
 from .schema import MIGRATIONS, SCHEMA_VERSION
 
+if TYPE_CHECKING:
+    import sqlite_utils
+
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 10_000
+
+
+def connect_readonly(path: Path | str) -> sqlite3.Connection:
+    """A read-only connection to the database at ``path`` (never creates it).
+
+    Raises StoreError when it does not exist yet, cannot be read, or its schema
+    is newer than this keepers knows.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise StoreError(f"database {path} does not exist yet; start the daemon (`keepers run`) to create it")
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA query_only = 1")
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise StoreError(damaged_message(path, exc) if is_damage(exc) else f"cannot read database {path}: {exc}") from exc
+    if version > SCHEMA_VERSION:
+        conn.close()
+        raise StoreError(f"database {path} has schema version {version}; this keepers knows up to {SCHEMA_VERSION}: upgrade keepers")
+    return conn
 
 
 def open_db(path: Path | str, *, readonly: bool = False) -> sqlite_utils.Database:
@@ -23,21 +48,13 @@ def open_db(path: Path | str, *, readonly: bool = False) -> sqlite_utils.Databas
     A read-only connection never creates the file and raises StoreError when it
     does not exist yet or its schema is newer than this keepers knows.
     """
+    # imported here: the dashboard reads through plain connections (connect_readonly) and starts
+    # without sqlite_utils and the numpy it brings (a third of a second before the first frame)
+    import sqlite_utils
+
     path = Path(path)
     if readonly:
-        if not path.exists():
-            raise StoreError(f"database {path} does not exist yet; start the daemon (`keepers run`) to create it")
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        conn.execute("PRAGMA query_only = 1")
-        try:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-        except sqlite3.DatabaseError as exc:
-            conn.close()
-            raise StoreError(damaged_message(path, exc) if is_damage(exc) else f"cannot read database {path}: {exc}") from exc
-        if version > SCHEMA_VERSION:
-            raise StoreError(f"database {path} has schema version {version}; this keepers knows up to {SCHEMA_VERSION}: upgrade keepers")
-        return sqlite_utils.Database(conn)
+        return sqlite_utils.Database(connect_readonly(path))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists():

@@ -14,9 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
-from .db import BUSY_TIMEOUT_MS, open_db
+from .db import BUSY_TIMEOUT_MS, connect_readonly
 from .schema import COMMAND_KINDS, COUNTS_SCHEMA_VERSION, IMAGE_STATUSES
 
 
@@ -25,12 +23,12 @@ class StoreReader:
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
-        self.db: sqlite_utils.Database = open_db(self.path, readonly=True)
-        self.db.conn.row_factory = sqlite3.Row
-        self.schema_version = int(self.db.conn.execute("PRAGMA user_version").fetchone()[0])
+        self.conn = connect_readonly(self.path)
+        self.conn.row_factory = sqlite3.Row
+        self.schema_version = int(self.conn.execute("PRAGMA user_version").fetchone()[0])
 
     def close(self) -> None:
-        self.db.conn.close()
+        self.conn.close()
 
     def __enter__(self) -> "StoreReader":
         return self
@@ -39,10 +37,10 @@ class StoreReader:
         self.close()
 
     def query(self, sql: str, params: tuple | dict = ()) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.db.conn.execute(sql, params)]
+        return [dict(r) for r in self.conn.execute(sql, params)]
 
     def scalar(self, sql: str, params: tuple | dict = ()) -> Any:
-        row = self.db.conn.execute(sql, params).fetchone()
+        row = self.conn.execute(sql, params).fetchone()
         return row[0] if row else None
 
     # -- images and scores ------------------------------------------------------------------
@@ -56,7 +54,7 @@ class StoreReader:
         counts = {s: 0 for s in IMAGE_STATUSES}
         sql = ("SELECT status, n FROM image_counts" if self.schema_version >= COUNTS_SCHEMA_VERSION
                else "SELECT status, count(*) FROM images GROUP BY status")
-        for row in self.db.conn.execute(sql):
+        for row in self.conn.execute(sql):
             counts[row[0]] = row[1]
         return counts
 
@@ -69,7 +67,7 @@ class StoreReader:
         )
         scores: dict[int, dict[str, float]] = {}
         raws: dict[int, dict[str, float]] = {}
-        for row in self.db.conn.execute("SELECT image_id, model, normalised, raw FROM scores"):
+        for row in self.conn.execute("SELECT image_id, model, normalised, raw FROM scores"):
             scores.setdefault(row[0], {})[row[1]] = row[2]
             raws.setdefault(row[0], {})[row[1]] = row[3]
         for img in images:

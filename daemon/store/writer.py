@@ -33,18 +33,19 @@ import threading
 import time
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, Callable, TypeVar
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from ..errors import StoreError
 from ..paths import ENV_FAULT_COMMIT
 from .db import damaged_message, disk_problem, is_damage, open_db
 
+if TYPE_CHECKING:
+    import sqlite_utils
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Work = Callable[[sqlite_utils.Database], Any]
+Work = Callable[["sqlite_utils.Database"], Any]
 
 _STOP = object()
 #: seconds between tries while the database's disk is full or read-only
