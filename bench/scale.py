@@ -251,7 +251,7 @@ def db_bytes(db: Path) -> int:
 
 
 def scored_by_this_version(db: Path, config_file: Path) -> int:
-    """Mark the library's scores and hashes as made by this keepers' built-in scorers and hash
+    """Migrate the database to this version's schema and mark the library's scores and hashes as made by this keepers' built-in scorers and hash
     (the rows are generated with version "1"), so that a restart finds the photos unchanged and
     current, with nothing to score again: else it would queue the whole library for an upgrade's
     rescoring, which is not a catch-up scan nor idle. Returns how many score rows it marked."""
@@ -260,6 +260,9 @@ def scored_by_this_version(db: Path, config_file: Path) -> int:
     from daemon.scoring.base import outputs
     from daemon.scoring.builtin import builtin_scorers
 
+    from daemon.store.db import open_db
+
+    open_db(db).conn.close()  # migrated now, as a restart finds it, not inside the measured start
     scorers = builtin_scorers(load_config(config_file, check_folders=False))
     current = [(str(s.version), name) for s in scorers if getattr(s, "version", None) for name in outputs(s)]
     conn = sqlite3.connect(db)
@@ -292,7 +295,7 @@ def run_daemon(data: Path, db: Path, photos_root: Path) -> None:
                                       "album": {"reselect_minutes": 0, "reselect_after_new": 0}}))
     t = time.perf_counter()
     marked = scored_by_this_version(db, config)
-    print(f"scores marked as made by this version's scorers: {marked:,} ({time.perf_counter() - t:.0f} s, not measured)")
+    print(f"database migrated, scores marked as made by this version's scorers: {marked:,} ({time.perf_counter() - t:.0f} s, not measured)")
     sock_path = data / "notify.sock"
     sock_path.unlink(missing_ok=True)  # left by a run that was stopped
     import socket

@@ -116,8 +116,8 @@ def inotify_watches_held() -> int | None:
         try:
             if os.readlink(f"/proc/self/fd/{fd}") != "anon_inode:inotify":
                 continue
-            with open(f"/proc/self/fdinfo/{fd}", encoding="ascii", errors="replace") as info:
-                held += sum(1 for line in info if line.startswith("inotify wd:"))
+            with open(f"/proc/self/fdinfo/{fd}", "rb") as info:
+                held += info.read().count(b"\ninotify wd:")
         except OSError:
             continue  # closed meanwhile
     return held
