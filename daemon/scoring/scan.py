@@ -15,6 +15,7 @@ photo of the library.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import fnmatch
 import logging
@@ -23,6 +24,7 @@ import re
 import sqlite3
 import threading
 import time
+from collections import defaultdict
 from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
@@ -248,13 +250,59 @@ def scan_folders(
     total = ScanSummary()
     folders = list(roots) if roots is not None else [f.path for f in config.photos]
     bar = _progress_bar(progress)
+    fresh: list[tuple[str, Path, int, int]] = []
+    vanished: list[str] = []
     try:
         for root in folders:
-            total = total + _scan_root(Path(root), matcher, writer, pipeline, bar, on_found)
+            total = total + _scan_root(Path(root), matcher, writer, pipeline, bar, on_found, fresh, vanished)
     finally:
         if bar is not None:
             bar.close()
+    moved = _relink_moved(writer, fresh, vanished) if fresh and vanished else set()
+    for path, root, _size, _mtime_ns in fresh:
+        if path not in moved:
+            pipeline.submit(Path(path), root)
+    if moved:  # a move, not a new photo and a deleted one
+        total = dataclasses.replace(total, new=total.new - len(moved), deleted=total.deleted - len(moved),
+                                    unchanged=total.unchanged + len(moved))
     return total
+
+
+def _relink_moved(writer: "StoreWriter", fresh: Sequence[tuple[str, Path, int, int]], vanished: Sequence[str]) -> set[str]:
+    """Photos moved while keepers was not running: the rows of ``vanished`` (scored, their file
+    not found) are matched by content hash against the ``fresh`` files (no row), same size first
+    so few files are hashed; a match moves the row to its file's new path with its scores.
+    Returns the paths of the files that took a row over."""
+    from ..imaging.hashing import content_hash
+    from ..watch.moves import relink
+
+    conn = open_db(writer.path, readonly=True).conn
+    try:
+        by_size: dict[int, list[tuple[int, str]]] = defaultdict(list)
+        for path in vanished:
+            row = conn.execute("SELECT id, size, content_hash FROM images WHERE path = ?", (path,)).fetchone()
+            if row is not None and row[1] is not None and row[2]:
+                by_size[row[1]].append((row[0], row[2]))
+    finally:
+        conn.close()
+    moved: set[str] = set()
+    for path, root, size, mtime_ns in fresh:
+        bucket = by_size.get(size)
+        if not bucket:
+            continue
+        try:
+            digest = content_hash(Path(path))
+        except OSError:
+            continue
+        match = next((c for c in bucket if c[1] == digest), None)
+        if match is None:
+            continue
+        bucket.remove(match)
+        writer.call(lambda db, i=match[0], p=Path(path), r=root, s=size, m=mtime_ns: relink(db, i, p, r, s, m))
+        moved.add(path)
+    if moved:
+        log.info("%d photo(s) moved while keepers was not running; their rows followed them", len(moved))
+    return moved
 
 
 #: vanished rows marked deleted per writer transaction once the scan has found files under the root
@@ -262,18 +310,23 @@ DELETE_BATCH = 10_000
 
 
 def _scan_root(root: Path, matcher: Matcher, writer: "StoreWriter", pipeline: "Pipeline", bar: Any,
-               on_found: Callable[[Found], None] | None) -> ScanSummary:
+               on_found: Callable[[Found], None] | None, fresh: list[tuple[str, Path, int, int]],
+               vanished: list[str]) -> ScanSummary:
+    """Merge the walk of ``root`` with its rows: queue the changed files, add to ``fresh`` the
+    files with no row (queued once every root is walked: a photo moved while keepers was away
+    may take over a vanished row), add to ``vanished`` the scored rows whose file is gone."""
     started = time.monotonic()
     root = Path(os.path.abspath(root))
     if not root.is_dir():
         log.warning("photo folder %s is missing (unmounted?); nothing in it is marked deleted", root)
         return ScanSummary(skipped_roots=(str(root),), seconds=time.monotonic() - started)
     found = new = changed = unchanged = errors = deleted = 0
-    gone: list[str] = []  # rows whose file was not found, not yet marked deleted
+    gone: list[tuple[str, str]] = []  # (path, status) of rows whose file was not found, not yet marked deleted
 
     def mark_gone() -> None:
         nonlocal deleted
-        batch = gone[:]
+        batch = [path for path, _status in gone]
+        vanished.extend(path for path, status in gone if status == "scored")
         gone.clear()
         deleted += writer.submit(lambda db: mark_deleted(db, batch)).result(60)
 
@@ -284,7 +337,7 @@ def _scan_root(root: Path, matcher: Matcher, writer: "StoreWriter", pipeline: "P
             found += 1
             while row is not None and row[0] < key:  # a row the walk has passed: its file is gone
                 if row[3] != "deleted":
-                    gone.append(row[0])
+                    gone.append((row[0], row[3]))
                 row = next(rows, None)
             known = None
             if row is not None and row[0] == key:
@@ -309,12 +362,13 @@ def _scan_root(root: Path, matcher: Matcher, writer: "StoreWriter", pipeline: "P
                 continue
             if known is None or known[3] == "deleted":
                 new += 1
+                fresh.append((path, root, size, mtime_ns))
             else:
                 changed += 1
-            pipeline.submit(Path(path), root)
+                pipeline.submit(Path(path), root)
         while row is not None:
             if row[3] != "deleted":
-                gone.append(row[0])
+                gone.append((row[0], row[3]))
             row = next(rows, None)
     finally:
         rows.close()

@@ -41,7 +41,7 @@ from ..config import Config
 from ..errors import KeepersError
 from ..scoring.scan import Matcher, rescore_outdated, scan_folders
 from ..store.db import open_db
-from ..watch.intake import Intake, relink_moved_while_away
+from ..watch.intake import Intake
 from ..watch.mounts import RAISE_WATCHES_HINT, inotify_limit
 from ..watch.settle import Settler
 from ..watch.watcher import EventRouter, FolderWatcher, attach_overflow_listener, detach_overflow_listener
@@ -303,11 +303,10 @@ class Service:
     # -- scanning -------------------------------------------------------------------------
 
     def scan(self, roots: list[Path] | None, reason: str) -> Any:
-        """Relink photos moved while unseen, then walk ``roots`` (default every folder) into the settler."""
+        """Walk ``roots`` (default every folder) into the settler; photos moved while unseen keep their rows."""
         roots = roots or [Path(f.path) for f in self.config.photos]
         with self._scan_lock:
             log.debug("scanning %s (%s)", ", ".join(map(str, roots)), reason)
-            relink_moved_while_away(self.writer, roots, Matcher(self.config))
             return scan_folders(self.config, self.writer, _ScanTarget(self.settler, self.stop_event), roots=roots)  # type: ignore[arg-type]
 
     def request_rescan(self, root: Path | None, reason: str = "requested") -> Any:

@@ -6,10 +6,9 @@ Database), so a move is one committed step.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from ..scoring.record import FileStat, mark_deleted, path_key
 
@@ -84,13 +83,3 @@ def relink(db: Any, image_id: int, path: Path | str, root: Path | str, size: int
         "UPDATE images SET path = ?, root = ?, size = ?, mtime_ns = ?, status = 'scored', updated_at = ? WHERE id = ?",
         (path_key(path), str(root), size, mtime_ns, time.time(), image_id),
     )
-
-
-def live_rows_missing(conn: Any, root: Path | str) -> Iterable[tuple[int, str, int | None, str | None]]:
-    """Scored rows under ``root`` whose file is no longer there: (id, path, size, content_hash)."""
-    lo, hi = _prefix_range(root)
-    for image_id, path, size, chash in conn.execute(
-        "SELECT id, path, size, content_hash FROM images WHERE path >= ? AND path < ? AND status = 'scored'", (lo, hi)
-    ):
-        if not os.path.lexists(path):
-            yield image_id, path, size, chash
