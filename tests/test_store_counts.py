@@ -36,6 +36,13 @@ def kept_counts(db_path: Path) -> dict[str, int]:
         return reader.status_counts()
 
 
+def change_number(db_path: Path) -> int:
+    with StoreReader(db_path) as reader:
+        number = reader.image_changes()
+        assert number is not None
+        return number
+
+
 def scored(db, path: str, sharpness: float = 0.5) -> int:  # type: ignore[no-untyped-def]
     return record_result(db, path=path, root="/photos", stat=FileStat(100, 1), meta=META, phash=None, content_hash=None,
                          scores=[Score("sharpness", "technical", sharpness, sharpness, "1")], weights=WEIGHTS)
@@ -67,12 +74,18 @@ def test_the_kept_counts_equal_a_real_count_after_every_kind_of_write(db_path: P
     seen: set[str] = set()
     with StoreWriter(db_path) as writer:
         for name, step in steps.items():
+            before = change_number(db_path)
             result = writer.call(step)
             counts = real_counts(db_path)
             assert kept_counts(db_path) == counts, name
             seen |= {s for s, n in counts.items() if n}
             if name in changed:
                 assert result == changed[name], name
+            # the change number moves with every write that touched a photo, and only then
+            assert (change_number(db_path) > before) == (name != "deleted again (no change)"), name
+        before = change_number(db_path)
+        writer.call(lambda db: db.conn.execute("UPDATE images SET moment = 7, cluster = 3"))  # what a selection run writes
+        assert change_number(db_path) == before
     assert seen == set(IMAGE_STATUSES)  # every status was counted at some point
 
 
@@ -91,6 +104,7 @@ def test_the_migration_counts_the_photos_a_database_already_holds(db_path: Path)
     with StoreReader(db_path) as reader:  # a dashboard that runs before the daemon has migrated counts the rows
         assert reader.schema_version == COUNTS_SCHEMA_VERSION - 1
         assert reader.status_counts() == expected
+        assert reader.image_changes() is None
 
     with StoreWriter(db_path) as writer:
         assert writer.db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

@@ -14,7 +14,7 @@ from typing import Any, Callable
 import pytest
 
 from daemon.album import run_selection
-from daemon.album.synthetic import insert_photo, library_photos
+from daemon.album.synthetic import SyntheticPhoto, insert_photo, library_photos
 from daemon.config import Config
 from daemon.scoring.record import mark_deleted, record_error
 from daemon.store import StoreReader, StoreWriter
@@ -135,3 +135,27 @@ def test_the_album_in_capture_order_is_read_in_order_not_sorted(libraries: dict[
     assert "images_when" in plan and "TEMP B-TREE FOR ORDER BY" not in plan, plan
     times = [taken[p["image_id"]] for p in picks]
     assert len(times) > 100 and times == sorted(times)
+
+
+def test_a_search_is_read_again_only_when_a_photo_changed(libraries: dict[int, Path]) -> None:
+    """A path search reads every path once; its refreshes re-read the page by id while the
+    store's change number stands, and search again as soon as a photo changes."""
+    query = PhotoQuery(text="img_0001")  # IMG_000100 to IMG_000199 at either size
+    refreshes = []
+    for n in SIZES:
+        with StoreReader(libraries[n]) as reader:
+            first = photo_page(reader, query)
+            assert first.search is not None and first.total == len(first.rows) > 0
+        refreshes.append(steps(libraries[n], lambda r, memo=first.search: photo_page(r, query, memo)))
+        searches = steps(libraries[n], lambda r: photo_page(r, query))
+        assert refreshes[-1] < searches / 5, (n, refreshes[-1], searches)
+    assert refreshes[1] <= 1.05 * refreshes[0] + 500, refreshes
+
+    db = libraries[SIZES[0]]
+    with StoreReader(db) as reader:
+        page = photo_page(reader, query)
+    with StoreWriter(db) as writer:
+        writer.call(lambda d: insert_photo(d, SyntheticPhoto("/photos/new/IMG_0001_late.jpg", 1_900_000_000.0, {"aesthetic": 0.99})))
+    with StoreReader(db) as reader:
+        again = photo_page(reader, query, page.search)
+    assert again.total == page.total + 1 and again.rows[0].path == "/photos/new/IMG_0001_late.jpg"

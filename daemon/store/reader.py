@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .db import BUSY_TIMEOUT_MS, connect_readonly
-from .schema import COMMAND_KINDS, COUNTS_SCHEMA_VERSION, IMAGE_STATUSES
+from .schema import CHANGES_SCHEMA_VERSION, COMMAND_KINDS, COUNTS_SCHEMA_VERSION, IMAGE_STATUSES
 
 
 class StoreReader:
@@ -57,6 +57,14 @@ class StoreReader:
         for row in self.conn.execute(sql):
             counts[row[0]] = row[1]
         return counts
+
+    def image_changes(self) -> int | None:
+        """A number that moves whenever a photo is added or removed or its path, status,
+        composite or time changes (``image_changes``, kept by triggers); None for a
+        database the daemon has not migrated to it yet."""
+        if self.schema_version < CHANGES_SCHEMA_VERSION:
+            return None
+        return int(self.conn.execute("SELECT n FROM image_changes WHERE id = 1").fetchone()[0])
 
     def images_with_scores(self, *, include_deleted: bool = True) -> list[dict[str, Any]]:
         """Every image with its scores as {name: normalised} and its composite."""

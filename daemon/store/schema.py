@@ -232,7 +232,26 @@ END;
 CREATE INDEX images_when ON images(coalesce(taken_at, mtime_ns / 1e9));
 """
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3]
+_V4 = """
+CREATE TABLE image_changes (                -- a number that moves whenever a photo comes, goes, or changes its
+    id            INTEGER PRIMARY KEY CHECK (id = 1),   -- path, status, score or time: a reader that kept an answer
+    n             INTEGER NOT NULL          -- about the photos (a search's matches) knows when it must ask again
+);
+INSERT INTO image_changes (id, n) VALUES (1, 0);
+CREATE TRIGGER image_changes_insert AFTER INSERT ON images BEGIN
+    UPDATE image_changes SET n = n + 1 WHERE id = 1;
+END;
+CREATE TRIGGER image_changes_delete AFTER DELETE ON images BEGIN
+    UPDATE image_changes SET n = n + 1 WHERE id = 1;
+END;
+CREATE TRIGGER image_changes_update AFTER UPDATE OF path, status, composite, taken_at, mtime_ns ON images BEGIN
+    UPDATE image_changes SET n = n + 1 WHERE id = 1;
+END;
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4]
 #: the version that brought ``image_counts`` (and ``images_when``): a reader of an older database counts rows
 COUNTS_SCHEMA_VERSION = 3
+#: the version that brought ``image_changes``
+CHANGES_SCHEMA_VERSION = 4
 SCHEMA_VERSION = len(MIGRATIONS)

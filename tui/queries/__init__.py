@@ -16,6 +16,7 @@ from .library import (
     PhotoRow,
     PickRow,
     ScoreRow,
+    SearchMemo,
     Sibling,
     album_view,
     cluster_siblings,

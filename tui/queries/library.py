@@ -43,10 +43,24 @@ class PhotoQuery:
 
 
 @dataclass(frozen=True)
+class SearchMemo:
+    """What a path search found, and the store's change number when it looked: while that
+    number stands, the same search has the same matches, so a refresh re-reads the page's
+    rows by id instead of every path in the library."""
+
+    query: PhotoQuery
+    changes: int
+    total: int
+    ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class PhotoPage:
     query: PhotoQuery
     total: int
     rows: tuple[PhotoRow, ...]
+    #: for a path search, what to hand the next photo_page of the same query
+    search: SearchMemo | None = None
 
 
 #: the statuses the "all" filter shows (a deleted photo only under its own filter)
@@ -69,6 +83,14 @@ def _searched(reader: StoreReader, q: PhotoQuery, order: str) -> tuple[int, list
     text = q.text.lower()
     total = int(reader.scalar(f"SELECT count(*) FROM images WHERE {where}", (text,)) or 0)
     return total, reader.query(f"{_SELECT_PHOTOS} WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?", (text, q.limit, q.offset))
+
+
+def _by_ids(reader: StoreReader, ids: tuple[int, ...]) -> list[dict[str, Any]]:
+    """The rows of ``ids``, in that order."""
+    if not ids:
+        return []
+    found = {r["id"]: r for r in reader.query(f"{_SELECT_PHOTOS} WHERE i.id IN ({', '.join('?' * len(ids))})", ids)}
+    return [found[i] for i in ids if i in found]
 
 
 def _of_status(reader: StoreReader, status: str, order: str, offset: int, limit: int, counts: dict[str, int]) -> list[dict[str, Any]]:
@@ -107,17 +129,28 @@ def _listed(reader: StoreReader, q: PhotoQuery, order: str, counts: dict[str, in
                         (q.limit, q.offset))
 
 
-def photo_page(reader: StoreReader, q: PhotoQuery) -> PhotoPage:
-    """One page of images in the order and filter of ``q``, and how many match."""
+def photo_page(reader: StoreReader, q: PhotoQuery, search: SearchMemo | None = None) -> PhotoPage:
+    """One page of images in the order and filter of ``q``, and how many match.
+
+    ``search``: the memo of the last page of this path search (``PhotoPage.search``); while
+    no photo has changed since, its matches are reused instead of reading every path again."""
     order = PHOTO_SORTS.get(q.sort, PHOTO_SORTS["composite"])
+    memo: SearchMemo | None = None
     if q.text:
-        total, rows = _searched(reader, q, order)
+        changes = reader.image_changes()  # read before the search: a write in between only costs a search more
+        if search is not None and changes is not None and (search.query, search.changes) == (q, changes):
+            total, rows = search.total, _by_ids(reader, search.ids)
+        else:
+            total, rows = _searched(reader, q, order)
+        if changes is not None:
+            memo = SearchMemo(q, changes, total, tuple(r["id"] for r in rows))
     else:
         counts = reader.status_counts()
         total = sum(counts.get(s, 0) for s in (LISTED_STATUSES if q.status == "all" else (q.status,)))
         rows = _listed(reader, q, order, counts)
     return PhotoPage(
         query=q,
+        search=memo,
         total=total,
         rows=tuple(
             PhotoRow(

@@ -22,7 +22,7 @@ from daemon.errors import StoreError
 from daemon.store import StoreReader
 
 from .. import format as fmt
-from ..queries import GROUPS, PAGE_SIZE, PHOTO_SORTS, PHOTO_STATUS_FILTERS, PhotoDetail, PhotoPage, PhotoQuery, photo_detail, photo_page
+from ..queries import GROUPS, PAGE_SIZE, PHOTO_SORTS, PHOTO_STATUS_FILTERS, PhotoDetail, PhotoPage, PhotoQuery, SearchMemo, photo_detail, photo_page
 from ..widgets.tables import cursor_key, refill
 from ..widgets.thumbnail import Thumbnail, load_preview
 from .base import DashboardScreen, asked_note, read_in_thread
@@ -111,11 +111,12 @@ class PhotosScreen(DashboardScreen[PhotoPage]):
 
     # -- data --------------------------------------------------------------------------------
 
-    def load_params(self) -> PhotoQuery:
-        return self.photo_query
+    def load_params(self) -> tuple[PhotoQuery, SearchMemo | None]:
+        # a path search's matches, reused while no photo has changed (reading every path takes seconds at a million)
+        return self.photo_query, self.data.search if self.data is not None else None
 
-    def load(self, reader: StoreReader, params: PhotoQuery) -> PhotoPage:
-        return photo_page(reader, params)
+    def load(self, reader: StoreReader, params: tuple[PhotoQuery, SearchMemo | None]) -> PhotoPage:
+        return photo_page(reader, *params)
 
     def show(self, data: PhotoPage) -> None:
         rows = []
