@@ -25,7 +25,7 @@ from scipy import special
 
 from ..base import Score
 
-VERSION = "2"  # 2: its view from the box-averaged 512-px one (decode.box_factor)
+VERSION = "3"  # 2: its view from the box-averaged 512-px one (decode.box_factor); 3: from the resampled one again
 EDGE = 384  # long edge of the grey view the features are computed on
 
 _ALPHAS = np.arange(0.2, 10.0, 0.001)

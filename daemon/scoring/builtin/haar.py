@@ -45,7 +45,7 @@ import numpy as np
 from ..base import Score
 from .technical import chroma_noise, noise_quality
 
-VERSION = "4"  # 4: its 256-px view from the box-averaged 512-px one; the scores keep this version: photos scored by the cascades before are not redone
+VERSION = "5"  # 4: its 256-px view from the box-averaged 512-px one; 5: from the resampled one again; the scores keep this version: photos scored by the cascades before are not redone
 DETECT_EDGE = 256
 FACE_EDGE = 128
 MIN_FACE_FRACTION = 0.12

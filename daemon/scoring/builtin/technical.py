@@ -16,7 +16,7 @@ import numpy as np
 from ..base import Score
 from .compression import block_grid
 
-VERSION = "3"  # 3: views at an integer fraction of the decode (decode.box_factor)
+VERSION = "4"  # 3: views at an integer fraction of the decode (decode.box_factor); 4: not the 512-px grey one
 SHARPNESS_EDGE = 512  # long edge of the grey view sharpness and the noise measure's luma part are measured on
 COLOUR_EDGE = 64  # colourfulness on a median-filtered, area-averaged view: sensor noise averages out
 COLOUR_VIEW_EDGE = 4 * COLOUR_EDGE  # the RGB view noise, colourfulness, exposure and contrast measure
@@ -143,7 +143,11 @@ def coarse_gradient(image: "Decoded") -> tuple[np.ndarray, np.ndarray, np.ndarra
     measure its flattest areas."""
 
     def measure() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        grey = image.grey_resized(SHARPNESS_EDGE).astype(np.float32)
+        # resampled to 512 px, not the decode's box average near it (decode.box_factor): the
+        # luma noise read on a 1000-px decode's 2 x 2 box average is 40 % above the 512-px
+        # resampled view's (the demo's hubble frame 3.2 against 2.2), enough to lose its
+        # burst to a blurred sibling; the curves were set on the resampled view
+        grey = image.grey_resized(SHARPNESS_EDGE, exact=True).astype(np.float32)
         coarse = cv2.GaussianBlur(grey, _ksize(Sharpness.COARSE), Sharpness.COARSE)
         cx, cy = (cv2.Sobel(coarse, cv2.CV_32F, dx, dy, ksize=1, scale=0.5) for dx, dy in ((1, 0), (0, 1)))
         return grey, cx, cy, cv2.magnitude(cx, cy)
@@ -313,7 +317,7 @@ class Noise:
     light grain (a real photo's own, luma sigma ~2) costs little and visible noise a lot;
     with a square the grain of a sharp frame cost more than a softer sibling's slight blur."""
 
-    name, task, version = "noise", "technical", "4"  # 3: the luma curve's knee; 4: box-averaged views
+    name, task, version = "noise", "technical", "5"  # 3: the luma curve's knee; 4: box-averaged views; 5: the grey one resampled again
     CLEAN, SCALE = 1.5, 1.5  # the face scorer's discount: see noise_quality
     HALF, LUMA_HALF = 2.7, 4.0
     FLAT_BOUND, FLAT_SPAN = 1.8, 0.8
