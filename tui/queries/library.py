@@ -82,7 +82,11 @@ def _searched(reader: StoreReader, q: PhotoQuery, order: str) -> tuple[int, list
     where = f"status IN {_in(statuses)} AND instr(lower(path), ?) > 0"
     text = q.text.lower()
     total = int(reader.scalar(f"SELECT count(*) FROM images WHERE {where}", (text,)) or 0)
-    return total, reader.query(f"{_SELECT_PHOTOS} WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?", (text, q.limit, q.offset))
+    # walking the order's index reaches the page after about (offset + limit) * library / total rows,
+    # each read out of order; when the matches are fewer than ten times that, reading the table in
+    # its own order and sorting the matches is quicker (1.1 s against 5.4 s for 100 of 1 000 000)
+    scan = "" if total >= 10 * (q.offset + q.limit) else " NOT INDEXED"
+    return total, reader.query(f"{_SELECT_PHOTOS}{scan} WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?", (text, q.limit, q.offset))
 
 
 def _by_ids(reader: StoreReader, ids: tuple[int, ...]) -> list[dict[str, Any]]:
