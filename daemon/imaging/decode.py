@@ -8,8 +8,10 @@ is an :class:`~daemon.errors.ImageRejected` with a short reason a person can act
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
+import math
 import threading
 import warnings
 from dataclasses import dataclass, field
@@ -204,7 +206,50 @@ def _shrink(pixels: np.ndarray, long_edge: int) -> np.ndarray:
         h, w = pixels.shape[:2]
     if (w, h) == size:
         return pixels
+    if pixels.ndim == 2 and pixels.dtype == np.uint8 and w >= 1.8 * size[0] and (w % size[0] or h % size[1]):
+        return _area_grey(pixels, size)
     return cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+
+
+def _area_grey(grey: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """cv2.resize(grey, size, interpolation=cv2.INTER_AREA) at a fractional factor of 1.8 or
+    more (a 1000-px decode's 512-px view), as two sparse products with OpenCV's own area
+    weights: OpenCV's fractional area path is not vectorised (1000x750 to 512x384: 3.0 ms),
+    the products are (1.7 ms; at smaller factors they gain little). The same pixels but
+    for rounding, as OpenCV sums along rows first and these along columns: on 20 real
+    photos at 1000 px at most 3 pixels in 100 000 came out one grey level apart
+    (tests/test_imaging.py compares them; at a factor of 1.7 it was one in 3 500)."""
+    h, w = grey.shape
+    rows = _area_weights(h, size[1])
+    cols = _area_weights(w, size[0])
+    out = (cols @ (rows @ grey.astype(np.float32)).T).T
+    return np.ascontiguousarray(np.clip(np.rint(out), 0, 255).astype(np.uint8))
+
+
+@functools.lru_cache(maxsize=64)
+def _area_weights(n_in: int, n_out: int) -> Any:
+    """The (n_out x n_in) sparse matrix of OpenCV's area resampling along one axis: each output
+    pixel the mean of the input it covers, the partly covered ends weighted by their share
+    (computeResizeAreaTab in OpenCV's imgproc/src/resize.cpp, its 1e-3 cut-off included)."""
+    from scipy import sparse
+
+    scale = n_in / n_out
+    rows: list[int] = []
+    cols: list[int] = []
+    weights: list[float] = []
+    for d in range(n_out):
+        f1 = d * scale
+        f2 = f1 + scale
+        cell = min(scale, n_in - f1)
+        s2 = min(math.floor(f2), n_in - 1)
+        s1 = min(math.ceil(f1), s2)
+        if s1 - f1 > 1e-3:
+            rows.append(d), cols.append(s1 - 1), weights.append((s1 - f1) / cell)
+        for s in range(s1, s2):
+            rows.append(d), cols.append(s), weights.append(1.0 / cell)
+        if f2 - s2 > 1e-3:
+            rows.append(d), cols.append(s2), weights.append(min(f2 - s2, 1.0, cell) / cell)
+    return sparse.csr_matrix((np.asarray(weights, np.float32), (rows, cols)), shape=(n_out, n_in))
 
 
 def decode_image(path: Path | str, *, size: int = 1024) -> Decoded:
