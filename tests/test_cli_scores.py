@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from daemon.cli import main
+from daemon.store import StoreWriter
 from fixtures_photos import save_jpeg, scene
 
 BUILTIN = {"sharpness", "exposure", "contrast", "noise", "compression", "brisque"}
@@ -63,13 +64,20 @@ def test_second_run_scores_nothing_and_touch_rescores_one(photo_dir: Path, db_pa
 def test_scores_lists_enabled_models_that_have_not_scored_a_photo(photo_dir: Path, db_path: Path, tmp_path: Path,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     catalog = tmp_path / "models.yaml"
-    catalog.write_text(yaml.safe_dump({"models": {"my-aesthetic": {
-        "task": "aesthetic", "framework": "torchscript", "adapter": "torchscript", "output_range": [0, 10],
-        "sources": [{"kind": "local", "path": str(tmp_path / "missing.pt")}]}}}))
+    catalog.write_text(yaml.safe_dump({"models": {
+        "my-aesthetic": {"task": "aesthetic", "framework": "torchscript", "adapter": "torchscript", "output_range": [0, 10],
+                         "sources": [{"kind": "local", "path": str(tmp_path / "missing.pt")}]},
+        "my-embed": {"task": "embedding", "framework": "torchscript", "adapter": "torchscript", "output_range": [-1, 1],
+                     "sources": [{"kind": "local", "path": str(tmp_path / "missing-embed.pt")}]}}}))
     config = tmp_path / "keepers.yaml"
-    config.write_text(yaml.safe_dump({"models": {"catalog": str(catalog), "enabled": ["my-aesthetic"]}}))
+    config.write_text(yaml.safe_dump({"models": {"catalog": str(catalog), "enabled": ["my-aesthetic", "my-embed"]}}))
     save_jpeg(scene("coffee", (320, 240)), photo_dir / "c.jpg")
     assert main(["run", "--once", "--photos", str(photo_dir), "--db", str(db_path)]) == 0
+    (record,) = scores_json(capsys, "--db", str(db_path), "--config", str(config))
+    assert record["missing_models"] == ["my-aesthetic", "my-embed"]
+    with StoreWriter(db_path) as writer:  # the embedding model's vector, as the backfill stores it
+        writer.call(lambda db: db.conn.execute("INSERT INTO embeddings (image_id, model, dim, vector) VALUES (?, 'my-embed', 2, ?)",
+                                               (record["id"], b"\0" * 8)))
     (record,) = scores_json(capsys, "--db", str(db_path), "--config", str(config))
     assert record["missing_models"] == ["my-aesthetic"]
     (record,) = scores_json(capsys, "--db", str(db_path))  # the default config enables no model
