@@ -195,23 +195,19 @@ def _library_moments(conn: sqlite3.Connection, gap: float) -> tuple[int, Iterato
     scored, still placed)."""
     ids, folders, times = array("q"), array("q"), array("d")
     folder_index: dict[str, int] = {}
-    gone: list[int] = []
-    lonely = 0
-    for pid, path, taken, status, placed in conn.execute(
-        "SELECT id, path, taken_at, status, moment IS NOT NULL OR cluster IS NOT NULL FROM images"
-    ):
-        if status != "scored":
-            if placed:
-                gone.append(pid)
-            continue
-        ids.append(pid)
-        if taken is None:  # no capture time: a moment of its own
-            lonely -= 1
-            folders.append(lonely)
-            times.append(0.0)
-        else:
-            folders.append(folder_index.setdefault(path.rpartition("/")[0], len(folder_index)))
-            times.append(taken)
+    lonely = iter(range(-1, -(1 << 62), -1))  # no capture time: a moment of its own
+    conn.execute("BEGIN")  # both reads see the same library
+    try:
+        gone = [r[0] for r in conn.execute(
+            "SELECT id FROM images WHERE +status != 'scored' AND (moment IS NOT NULL OR cluster IS NOT NULL)")]
+        cursor = conn.execute("SELECT id, path, taken_at FROM images WHERE +status = 'scored'")  # a scan, not the status index
+        while rows := cursor.fetchmany(20_000):
+            ids.extend([r[0] for r in rows])
+            folders.extend([next(lonely) if r[2] is None else folder_index.setdefault(r[1].rpartition("/")[0], len(folder_index))
+                            for r in rows])
+            times.extend([0.0 if r[2] is None else r[2] for r in rows])
+    finally:
+        conn.commit()
     del folder_index
     count, groups = _split_moments(np.frombuffer(ids, dtype=np.int64), np.frombuffer(folders, dtype=np.int64),
                                    np.frombuffer(times, dtype=np.float64), gap)
