@@ -368,7 +368,8 @@ def _load_embeddings(conn: sqlite3.Connection, model: str | None, ids: Iterable[
 def _json_dict(text: str | None) -> dict[str, Any]:
     """A JSON object column as a dict ({} when empty or not an object). orjson reads a
     photo's groups several times faster than json; what it refuses and json reads
-    (NaN, huge integers) goes to json."""
+    (NaN, Infinity) goes to json. (An integer past 64 bits comes back a float, which is
+    what the composite and the reasons make of a group score anyway.)"""
     if not text:
         return {}
     try:
