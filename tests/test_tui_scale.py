@@ -20,7 +20,7 @@ from daemon.scoring.record import mark_deleted, record_error
 from daemon.store import StoreReader, StoreWriter
 from tui.queries import PHOTO_SORTS, PHOTO_STATUS_FILTERS, PhotoQuery, album_view, cluster_siblings, overview, photo_page
 
-SIZES = (1000, 4000)
+SIZES = (3000, 12000)  # both with albums dense enough to be read by walking the capture-time index
 STEP = 50  # VM instructions between two calls of the progress handler
 
 
@@ -159,3 +159,25 @@ def test_a_search_is_read_again_only_when_a_photo_changed(libraries: dict[int, P
     with StoreReader(db) as reader:
         again = photo_page(reader, query, page.search)
     assert again.total == page.total + 1 and again.rows[0].path == "/photos/new/IMG_0001_late.jpg"
+
+
+@pytest.mark.parametrize("kept", [20, 0])
+def test_an_album_small_beside_its_library_is_sorted_not_looked_for(libraries: dict[int, Path], tmp_path: Path, kept: int) -> None:
+    """An album of a few picks (or none yet) among many photos: its page is read from the
+    picks and sorted, not found by walking every photo's capture time."""
+    counted = []
+    for n in SIZES:
+        copy = tmp_path / f"{n}.db"
+        source, target = sqlite3.connect(libraries[n]), sqlite3.connect(copy)
+        source.backup(target)
+        source.close()
+        target.execute("DELETE FROM picks WHERE image_id NOT IN (SELECT image_id FROM picks ORDER BY image_id LIMIT ?)", (kept,))
+        target.commit()
+        target.close()
+        with StoreReader(copy) as reader:
+            view = album_view(reader)
+            assert view.total_picks == len(view.picks) == kept
+            times = [p.taken_at for p in view.picks]
+            assert times == sorted(times)
+        counted.append(steps(copy, album_view))
+    assert counted[1] <= 1.05 * counted[0] + 500, counted

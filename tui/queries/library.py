@@ -300,11 +300,17 @@ def album_view(reader: StoreReader, offset: int = 0, limit: int = PAGE_SIZE, cha
     be older than moment 1); a photo without a capture time goes by its file time.
     """
     run = last_selection_run(reader)
+    total_picks = int(reader.scalar("SELECT count(*) FROM picks") or 0)
+    library = sum(reader.status_counts().values())
+    # walking the capture-time index (images_when) reaches the page after about
+    # (offset + limit) * library / picks photos; sorting the picks costs about as many as there
+    # are: an album that is small beside its library (or empty) is read from picks and sorted
+    walk = total_picks * total_picks >= (offset + limit) * library
     rows = reader.query(
         "SELECT p.image_id, i.path, p.moment, p.cluster, p.rank, p.composite, p.reason,"
         " coalesce(i.taken_at, i.mtime_ns / 1e9) AS taken_at,"
         " (SELECT choice FROM manual_choices m WHERE m.image_id = p.image_id) AS manual"
-        " FROM picks p JOIN images i ON i.id = p.image_id"
+        f" FROM picks p {'JOIN images i' if walk else 'CROSS JOIN images i NOT INDEXED'} ON i.id = p.image_id"
         " ORDER BY coalesce(i.taken_at, i.mtime_ns / 1e9), p.moment, p.cluster, p.rank, p.image_id LIMIT ? OFFSET ?",
         (limit, offset),
     )
@@ -341,7 +347,7 @@ def album_view(reader: StoreReader, offset: int = 0, limit: int = PAGE_SIZE, cha
         )
     return AlbumView(
         run=run,
-        total_picks=int(reader.scalar("SELECT count(*) FROM picks") or 0),
+        total_picks=total_picks,
         picks=picks,
         added=added,
         removed=removed,
