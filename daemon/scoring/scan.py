@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from ..imaging.hashing import PHASH_VERSION
 from ..store.db import open_db
+from ..store.schema import PROBE_SCHEMA_VERSION
 from .base import outputs
 from .record import DONE_STATUSES, FileStat, mark_deleted, path_key, record_error
 
@@ -388,6 +389,8 @@ def outdated_photos(conn: sqlite3.Connection, scorers: Sequence[Any]) -> list[tu
     of ``scorers`` (same name, other version), or a perceptual hash made by an
     older version of :func:`~daemon.imaging.hashing.phash`."""
     current = [(name, str(s.version)) for s in scorers if getattr(s, "version", None) for name in outputs(s)]
+    if not _any_outdated(conn, current):
+        return []
     sql = "SELECT path, root FROM images WHERE status = 'scored' AND phash_version IS NOT ?"
     params: list[str] = [PHASH_VERSION]
     if current:
@@ -398,6 +401,25 @@ def outdated_photos(conn: sqlite3.Connection, scorers: Sequence[Any]) -> list[tu
                f"UNION {sql}")
         params = [v for pair in current for v in pair] + params
     return [(p, r) for p, r in conn.execute(sql + " ORDER BY 1", params)]
+
+
+def _any_outdated(conn: sqlite3.Connection, current: Sequence[tuple[str, str]]) -> bool:
+    """Whether any score of ``current``'s models has another version, or any scored photo
+    another hash version: index probes (scores_model_version, images_phash_version), so a
+    library with nothing outdated costs milliseconds at every start instead of a read of
+    every score. A hit is only a hint (the score may belong to a deleted photo):
+    :func:`outdated_photos` then reads which photos. A database older than schema 5 has no
+    such indexes: True, so the full query decides."""
+    if conn.execute("PRAGMA user_version").fetchone()[0] < PROBE_SCHEMA_VERSION:
+        return True
+    probes = [("SELECT 1 FROM images INDEXED BY images_phash_version WHERE status = 'scored' AND phash_version IS NULL LIMIT 1", ()),
+              ("SELECT 1 FROM images INDEXED BY images_phash_version WHERE status = 'scored' AND phash_version < ? LIMIT 1", (PHASH_VERSION,)),
+              ("SELECT 1 FROM images INDEXED BY images_phash_version WHERE status = 'scored' AND phash_version > ? LIMIT 1", (PHASH_VERSION,))]
+    for model, version in current:  # NULL is neither below nor above a version: asked apart
+        probes += [("SELECT 1 FROM scores WHERE model = ? AND model_version IS NULL LIMIT 1", (model,)),
+                   ("SELECT 1 FROM scores WHERE model = ? AND model_version < ? LIMIT 1", (model, version)),
+                   ("SELECT 1 FROM scores WHERE model = ? AND model_version > ? LIMIT 1", (model, version))]
+    return any(conn.execute(sql, params).fetchone() for sql, params in probes)
 
 
 def rescore_outdated(writer: "StoreWriter", pipeline: "Pipeline", stop: threading.Event | None = None) -> int:

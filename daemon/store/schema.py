@@ -249,9 +249,20 @@ CREATE TRIGGER image_changes_update AFTER UPDATE OF path, status, composite, tak
 END;
 """
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4]
+_V5 = """
+-- whether anything was scored or hashed by an older version (at every start) is a few index
+-- probes instead of a read of every score: scores by model and version (its model prefix
+-- serves what scores_model served), the scored photos by hash version
+DROP INDEX IF EXISTS scores_model;
+CREATE INDEX scores_model_version ON scores(model, model_version);
+CREATE INDEX images_phash_version ON images(phash_version) WHERE status = 'scored';
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5]
 #: the version that brought ``image_counts`` (and ``images_when``): a reader of an older database counts rows
 COUNTS_SCHEMA_VERSION = 3
 #: the version that brought ``image_changes``
 CHANGES_SCHEMA_VERSION = 4
+#: the version that brought the indexes that tell at once whether anything is outdated
+PROBE_SCHEMA_VERSION = 5
 SCHEMA_VERSION = len(MIGRATIONS)
