@@ -225,8 +225,9 @@ def test_moments_from_arrays_are_the_moments_assign_moments_makes(rows: list[tup
     lonely = iter(range(-1, -len(rows) - 1, -1))
     folders = np.array([folder if t is not None else next(lonely) for folder, t in rows], dtype=np.int64)
     times = np.array([t if t is not None else 0.0 for _, t in rows], dtype=np.float64)
-    count, groups = album_plan._split_moments(ids, folders, times, gap)
-    split = {int(i): moment for moment, members in groups for i in members}
+    split_ = album_plan.FullSplit(*album_plan._split_moments(ids, folders, times, gap), [], None, 10)
+    count = len(split_.starts)
+    split = {int(i): moment for moment, members in split_.groups() for i in members}
     timed = [TimedPhoto(int(i), f"/{f}" if t is not None else f"\0{i}", t if t is not None else 0.0) for i, (f, t) in zip(ids, rows)]
     assert split == assign_moments(timed, gap)
     assert count == len(set(split.values()))

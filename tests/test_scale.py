@@ -11,6 +11,7 @@ import threading
 import tracemalloc
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from daemon.album import apply as album_apply
@@ -164,3 +165,25 @@ def test_a_full_reselection_of_an_unchanged_library_writes_only_its_run(tmp_path
         moment_size = conn.execute("SELECT count(*) FROM images WHERE moment = ?", (photo[1],)).fetchone()[0]
         assert 0 < len(changed) <= moment_size
         assert 2 < conn.total_changes - before <= 2 + 4 * moment_size
+
+
+def test_a_large_full_run_planned_in_a_child_process_picks_the_same_album(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full run of PLAN_PROCESS_PHOTOS or more plans in a child process while this one writes:
+    the album, moments and clusters are those of a run planned here; a child that fails makes a failed run."""
+    from daemon.album import selection
+
+    albums = {}
+    for where, limit in (("here", 10**9), ("child", 1)):
+        db = tmp_path / where / "keepers.db"
+        build(db, 900)
+        monkeypatch.setattr(selection, "PLAN_PROCESS_PHOTOS", limit)
+        with StoreWriter(db) as writer:
+            result = run_selection(writer, Config(), full=True, export=False)
+            albums[where] = (result.picks, result.added,
+                             writer.db.conn.execute("SELECT image_id, moment, cluster, rank, composite, reason FROM picks ORDER BY image_id").fetchall(),
+                             writer.db.conn.execute("SELECT id, moment, cluster FROM images ORDER BY id").fetchall())
+    assert albums["child"] == albums["here"] and albums["here"][0] > 100
+    # the child's failure reaches the run, with the child's reason
+    split = album_plan.FullSplit(np.array([1], dtype=np.int64), np.zeros(1, dtype=np.int64), np.ones(1, dtype=np.int64), [], None, 10)
+    with pytest.raises(RuntimeError, match="planning the selection failed in its process: StoreError: database .*missing.db does not exist"):
+        list(selection.planned_in_child(tmp_path / "missing.db", Config(), split))

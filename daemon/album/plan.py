@@ -81,6 +81,30 @@ class RunScope:
     moments_recomputed: int = 0
     #: incremental runs: the moment ids recomputed (the export refreshes only these); None for a full run
     touched_moments: set[int] | None = None
+    #: full runs: what their batches are planned from (another process can plan them from it)
+    split: FullSplit | None = None
+
+
+class FullSplit(NamedTuple):
+    """What a full run's batches are planned from: the library split into moments (see
+    :func:`_split_moments`), the images leaving the album, the embedding model and the
+    batch size. A few bytes a photo: it pickles to another process."""
+
+    ids: np.ndarray  # the scored photos in (folder, capture time, id) order
+    starts: np.ndarray  # where each moment starts in ids
+    moments: np.ndarray  # each moment's id
+    gone: list[int]
+    model: str | None
+    batch_photos: int
+
+    def groups(self) -> Iterator[tuple[int, list[int]]]:
+        """(moment id, member ids) of each moment, in order."""
+        ends = np.append(self.starts[1:], len(self.ids))
+        return ((int(m), self.ids[a:b].tolist()) for m, a, b in zip(self.moments.tolist(), self.starts.tolist(), ends.tolist()))
+
+    def batches(self, conn: sqlite3.Connection, config: Config, comparator: Comparator | None = None) -> Iterator[Plan]:
+        """The run's batches, planned lazily on the read connection ``conn``."""
+        return _batches(conn, config, comparator, self.model, self.groups(), self.gone, self.batch_photos)
 
 
 def settings_fingerprint(config: Config, comparator: Comparator | None) -> str:
@@ -126,18 +150,19 @@ def plan_run(
         " WHERE mode IS NOT NULL ORDER BY id DESC LIMIT 1"
     ).fetchone()
     gap = config.album.moment_gap_seconds
+    model = _embedding_model(conn)
     if full or last is None or last[1] != settings or not last[2]:
         scope = RunScope("full", settings, started)
-        scope.moments_recomputed, groups, gone = _library_moments(conn, gap)
-    else:
-        # a row stamped just before the last run started may have committed after it read
-        scope = RunScope("incremental", settings, started)
-        changed, gone = _changed_moments(conn, float(last[0]) - CHANGE_MARGIN_SECONDS, gap)
-        scope.touched_moments = {m for m, _ in changed}
-        scope.moments_recomputed = len(changed)
-        groups = iter(changed)
-    model = _embedding_model(conn)
-    return scope, _batches(conn, config, comparator, model, groups, gone, batch_photos or BATCH_PHOTOS)
+        ids, folders, times, gone = _library_moments(conn)
+        scope.split = FullSplit(*_split_moments(ids, folders, times, gap), gone, model, batch_photos or BATCH_PHOTOS)
+        scope.moments_recomputed = len(scope.split.starts)
+        return scope, scope.split.batches(conn, config, comparator)
+    # a row stamped just before the last run started may have committed after it read
+    scope = RunScope("incremental", settings, started)
+    changed, gone = _changed_moments(conn, float(last[0]) - CHANGE_MARGIN_SECONDS, gap)
+    scope.touched_moments = {m for m, _ in changed}
+    scope.moments_recomputed = len(changed)
+    return scope, _batches(conn, config, comparator, model, iter(changed), gone, batch_photos or BATCH_PHOTOS)
 
 
 def _batches(
@@ -188,11 +213,10 @@ def _plan_moments(
     return plan
 
 
-def _library_moments(conn: sqlite3.Connection, gap: float) -> tuple[int, Iterator[tuple[int, list[int]]], list[int]]:
-    """Every scored photo's moment, from (id, folder, capture time) alone: numpy arrays
-    of a few bytes a photo, not rows. Returns the number of moments, (moment id, member
-    ids) in folder and time order, and the images that leave the album (no longer
-    scored, still placed)."""
+def _library_moments(conn: sqlite3.Connection) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int]]:
+    """What every scored photo's moment is found from, (id, folder, capture time), as numpy
+    arrays of a few bytes a photo, not rows (see :func:`_split_moments`); and the images
+    that leave the album (no longer scored, still placed)."""
     ids, folders, times = array("q"), array("q"), array("d")
     folder_index: dict[str, int] = {}
     lonely = iter(range(-1, -(1 << 62), -1))  # no capture time: a moment of its own
@@ -209,24 +233,22 @@ def _library_moments(conn: sqlite3.Connection, gap: float) -> tuple[int, Iterato
     finally:
         conn.commit()
     del folder_index
-    count, groups = _split_moments(np.frombuffer(ids, dtype=np.int64), np.frombuffer(folders, dtype=np.int64),
-                                   np.frombuffer(times, dtype=np.float64), gap)
-    return count, groups, gone
+    return (np.frombuffer(ids, dtype=np.int64), np.frombuffer(folders, dtype=np.int64), np.frombuffer(times, dtype=np.float64),
+            gone)
 
 
-def _split_moments(ids: np.ndarray, folders: np.ndarray, times: np.ndarray, gap: float) -> tuple[int, Iterator[tuple[int, list[int]]]]:
+def _split_moments(ids: np.ndarray, folders: np.ndarray, times: np.ndarray, gap: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`assign_moments` over arrays: sorted by (folder, time, id), a new moment at
-    each folder change or gap longer than ``gap``; a moment's id is its smallest photo id."""
+    each folder change or gap longer than ``gap``; a moment's id is its smallest photo id.
+    Returns the ids in that order, where each moment starts among them, and the moments' ids."""
     if len(ids) == 0:
-        return 0, iter(())
+        return ids, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     order = np.lexsort((ids, times, folders))
     ids, folders, times = ids[order], folders[order], times[order]
     cut = np.ones(len(ids), dtype=bool)
     cut[1:] = (folders[1:] != folders[:-1]) | (times[1:] - times[:-1] > gap)
     starts = np.flatnonzero(cut)
-    ends = np.append(starts[1:], len(ids))
-    firsts = np.minimum.reduceat(ids, starts)
-    return len(starts), ((int(m), ids[a:b].tolist()) for m, a, b in zip(firsts.tolist(), starts.tolist(), ends.tolist()))
+    return ids, starts, np.minimum.reduceat(ids, starts)
 
 
 def _changed_moments(conn: sqlite3.Connection, since: float, gap: float) -> tuple[list[tuple[int, list[int]]], list[int]]:

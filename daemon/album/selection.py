@@ -8,8 +8,15 @@ of moments per writer transaction.
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import pickle
+import resource
+import subprocess
+import sys
 import time
+from pathlib import Path
+from typing import Any, Iterator
 
 from ..config import Config
 from ..store.db import open_db
@@ -18,11 +25,15 @@ from .apply import (
     Changes, SelectionResult, apply_batch, begin_run, close_run, record_changes, run_counts, settle_run, stray_rows,
 )
 from .choose import Comparator
-from .plan import plan_run
+from .plan import FullSplit, Plan, plan_run
 
 log = logging.getLogger(__name__)
 
 TRIGGERS = ("start-up", "schedule", "new-photos", "command", "cli")
+#: a full run of this many photos or more is planned in a child process while this one
+#: writes the batch before (without a comparator: the model lives in this process)
+PLAN_PROCESS_PHOTOS = 50_000
+
 #: pick_changes rows written per writer transaction (a first run of a million photos adds ~300 000)
 CHANGES_PER_TRANSACTION = 20_000
 
@@ -53,6 +64,8 @@ def run_selection(
         try:
             writer.flush()  # see everything submitted before this run
             scope, batches = plan_run(reader.conn, config, comparator=comparator, started=started, full=full)
+            if scope.split is not None and comparator is None and len(scope.split.ids) >= PLAN_PROCESS_PHOTOS:
+                batches = planned_in_child(writer.path, config, scope.split)
             run_id = writer.call(lambda db: begin_run(db, scope, trigger))
             changes = Changes()
             for plan in batches:  # one transaction each: the writer serves scoring in between
@@ -86,6 +99,71 @@ def run_selection(
             log.info("%d sidecars carry a rating set by hand; re-picking their moments", found)
             return run_selection(writer, config, comparator=comparator, trigger=trigger, export=True)
     return result
+
+
+def planned_in_child(path: Path, config: Config, split: FullSplit) -> Iterator[Plan]:
+    """A full run's batches, planned in a child process of their own (reading the database
+    on a connection of its own) while this process writes the batch before: the
+    planning's arithmetic, most of a run, leaves this process (and its GIL, which the
+    daemon's writer and scoring threads need) and runs on another core. The child is a
+    fresh interpreter running this keepers' code (not a fork: the daemon has threads and
+    maybe a model running); the plans come back pickled through a pipe, whose buffer keeps
+    it at most a batch or two ahead. Raises RuntimeError when the child fails or dies; the
+    run is then recorded as failed and the next one starts over."""
+    code = f"import sys; sys.path.insert(0, {str(_CODE_ROOT)!r}); from daemon.album.selection import _plan_child; _plan_child()"
+    child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert child.stdin is not None and child.stdout is not None
+    try:
+        fcntl.fcntl(child.stdout.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)  # a whole plan fits: no ping-pong
+    except OSError:
+        pass
+    try:
+        pickle.dump((str(path), config, split), child.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+        child.stdin.close()
+        while True:
+            try:
+                kind, value = pickle.load(child.stdout)
+            except EOFError:
+                raise RuntimeError(f"the process planning the selection ended (exit code {child.wait()}) before its last batch;"
+                                   " its error, if any, is on the daemon's stderr") from None
+            if kind == "plan":
+                yield value
+            elif kind == "error":
+                raise RuntimeError(f"planning the selection failed in its process: {value}")
+            else:
+                log.debug("selection planned in a child process (peak RSS %.0f MB)", value)
+                return
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait()
+        child.stdout.close()
+
+
+#: the folder holding the ``daemon`` package: the child runs the code this process runs
+_CODE_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _plan_child() -> None:
+    """The child of :func:`planned_in_child`: read (path, config, split) from stdin, plan
+    every batch, write each (then a last word) to stdout, pickled."""
+    out = sys.stdout.buffer
+    sys.stdout = sys.stderr  # stdout carries the plans alone
+    try:
+        path, config, split = pickle.load(sys.stdin.buffer)
+        reader = open_db(path, readonly=True)
+        try:
+            for plan in split.batches(reader.conn, config):
+                pickle.dump(("plan", plan), out, protocol=pickle.HIGHEST_PROTOCOL)
+                out.flush()
+        finally:
+            reader.conn.close()
+        pickle.dump(("done", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024), out)
+    except BrokenPipeError:  # the parent stopped reading (its run failed): nothing to tell it
+        return
+    except BaseException as exc:  # say why in the parent's run, not only on this process's stderr
+        pickle.dump(("error", f"{type(exc).__name__}: {exc}"), out)
+    out.flush()
 
 
 def _record_failure(writer: StoreWriter, trigger: str, started: float, run_id: int | None, exc: BaseException) -> None:
