@@ -228,7 +228,14 @@ def _linear(srgb: float) -> float:
 class Exposure:
     """Brightness and clipped areas on the 256-px view, median-filtered (5x5) so noise
     neither fills crushed shadows nor lifts the mean. raw = mean luma (0-255).
-    stops = log2 of the mean in linear light over mid-grey's (luma 118);
+    stops = log2 of the mean in linear light over mid-grey's (luma 118); below
+    mid-grey, no more stops than the highlights' headroom: log2 of white over the
+    99th percentile of the brightest channel, in linear light. A photographer
+    exposes for the highlights: a dusk or low-key scene whose brightest tones reach
+    near white is dark by nature, and brightening it only clips them (version 3 read
+    scikit-image's rocket, 2 stops under mid-grey with its lights near white, as
+    under-exposed, and its copies brightened by 0.7-2.1 EV, lights blown, as better);
+    an under-exposed photo leaves its headroom unused, and darkening widens both.
     level = 1 / (1 + (stops / 1.5)^2): 0.69 a stop off, 0.36 at two, 0.2 at three
     (the same both ways: what over-exposure loses, blown highlights, is counted by
     area below; a weaker curve for dark photos let a darkened copy of a bright scan
@@ -244,11 +251,12 @@ class Exposure:
     so every level of over-exposure beyond the first tied with the next: on
     bench/quality.py the measure missed its own defect, tau 0.71)."""
 
-    name, task, version = "exposure", "technical", "3"  # 3: smooth level and clipping curves
+    name, task, version = "exposure", "technical", "4"  # 3: smooth level and clipping curves; 4: a low-key scene's headroom
     MID = 118.0
     STOPS = 1.5
     BLOWN_OK, BLOWN_SCALE = 0.01, 0.1
     CRUSHED_OK, CRUSHED_SCALE = 0.05, 0.5
+    HIGHLIGHT = 0.99  # the highlights: the brightest 1 % of the frame
 
     def score(self, image: "Decoded") -> list[Score]:  # noqa: F821
         brightest, grey = median_view(image)
@@ -258,6 +266,11 @@ class Exposure:
         blown = clipped_areas(image)[1]  # the blown share sharpness counts too, from the same view
         crushed = float(np.count_nonzero(grey <= 4 + margin)) / n
         stops = math.log2(max(_linear(mean), 1e-4) / _linear(self.MID))
+        if stops < 0:  # a dark scene whose highlights reach near white is low-key, not under-exposed
+            hist = cv2.calcHist([brightest], [0], None, [256], [0, 256]).ravel()
+            top = int(np.searchsorted(np.cumsum(hist), self.HIGHLIGHT * brightest.size))
+            headroom = math.log2(1.0 / max(_linear(top), 1e-4))
+            stops = -min(-stops, headroom)
         level = 1.0 / (1.0 + (stops / self.STOPS) ** 2)
         clipping = (math.exp(-max(0.0, blown - self.BLOWN_OK) / self.BLOWN_SCALE)
                     * math.exp(-max(0.0, crushed - self.CRUSHED_OK) / self.CRUSHED_SCALE))
