@@ -167,7 +167,9 @@ def test_a_full_reselection_of_an_unchanged_library_writes_only_its_run(tmp_path
         assert 2 < conn.total_changes - before <= 2 + 4 * moment_size
 
 
-def test_a_large_full_run_planned_in_a_child_process_picks_the_same_album(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_large_full_run_planned_in_a_child_process_picks_the_same_album(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     """A full run of PLAN_PROCESS_PHOTOS or more plans in a child process while this one writes:
     the album, moments and clusters are those of a run planned here; a child that fails makes a failed run."""
     from daemon.album import selection
@@ -183,7 +185,21 @@ def test_a_large_full_run_planned_in_a_child_process_picks_the_same_album(tmp_pa
                              writer.db.conn.execute("SELECT image_id, moment, cluster, rank, composite, reason FROM picks ORDER BY image_id").fetchall(),
                              writer.db.conn.execute("SELECT id, moment, cluster FROM images ORDER BY id").fetchall())
     assert albums["child"] == albums["here"] and albums["here"][0] > 100
+    # no process to plan in: the run plans here, and picks the same album
+    db = tmp_path / "fallback" / "keepers.db"
+    build(db, 900)
+
+    def no_process(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(selection.subprocess, "Popen", no_process)
+    with StoreWriter(db) as writer, caplog.at_level("WARNING", logger="daemon.album.selection"):
+        result = run_selection(writer, Config(), full=True, export=False)
+        assert "cannot plan the selection in a process of its own" in caplog.text and "Resource temporarily unavailable" in caplog.text
+        assert (result.picks, result.added) == albums["here"][:2]
+        assert writer.db.conn.execute("SELECT image_id, moment, cluster, rank, composite, reason FROM picks ORDER BY image_id").fetchall() == albums["here"][2]
+    monkeypatch.undo()
     # the child's failure reaches the run, with the child's reason
     split = album_plan.FullSplit(np.array([1], dtype=np.int64), np.zeros(1, dtype=np.int64), np.ones(1, dtype=np.int64), [], None, 10)
     with pytest.raises(RuntimeError, match="planning the selection failed in its process: StoreError: database .*missing.db does not exist"):
-        list(selection.planned_in_child(tmp_path / "missing.db", Config(), split))
+        list(selection.planned_in_child(tmp_path / "missing.db", Config(), split) or ())

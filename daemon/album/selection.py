@@ -65,7 +65,7 @@ def run_selection(
             writer.flush()  # see everything submitted before this run
             scope, batches = plan_run(reader.conn, config, comparator=comparator, started=started, full=full)
             if scope.split is not None and comparator is None and len(scope.split.ids) >= PLAN_PROCESS_PHOTOS:
-                batches = planned_in_child(writer.path, config, scope.split)
+                batches = planned_in_child(writer.path, config, scope.split) or batches
             run_id = writer.call(lambda db: begin_run(db, scope, trigger))
             changes = Changes()
             for plan in batches:  # one transaction each: the writer serves scoring in between
@@ -101,25 +101,42 @@ def run_selection(
     return result
 
 
-def planned_in_child(path: Path, config: Config, split: FullSplit) -> Iterator[Plan]:
+def planned_in_child(path: Path, config: Config, split: FullSplit) -> Iterator[Plan] | None:
     """A full run's batches, planned in a child process of their own (reading the database
     on a connection of its own) while this process writes the batch before: the
     planning's arithmetic, most of a run, leaves this process (and its GIL, which the
     daemon's writer and scoring threads need) and runs on another core. The child is a
     fresh interpreter running this keepers' code (not a fork: the daemon has threads and
     maybe a model running); the plans come back pickled through a pipe, whose buffer keeps
-    it at most a batch or two ahead. Raises RuntimeError when the child fails or dies; the
-    run is then recorded as failed and the next one starts over."""
+    it at most a batch or two ahead.
+
+    Returns None, with a warning, when the child cannot be started or handed its work
+    (the caller then plans in this process). Iterating raises RuntimeError when the child
+    fails or dies; the run is then recorded as failed and the next one starts over."""
     code = f"import sys; sys.path.insert(0, {str(_CODE_ROOT)!r}); from daemon.album.selection import _plan_child; _plan_child()"
-    child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    assert child.stdin is not None and child.stdout is not None
+    child: subprocess.Popen[bytes] | None = None
     try:
-        fcntl.fcntl(child.stdout.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)  # a whole plan fits: no ping-pong
-    except OSError:
-        pass
-    try:
+        child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert child.stdin is not None and child.stdout is not None
+        try:
+            fcntl.fcntl(child.stdout.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)  # a whole plan fits: no ping-pong
+        except OSError:
+            pass
         pickle.dump((str(path), config, split), child.stdin, protocol=pickle.HIGHEST_PROTOCOL)
         child.stdin.close()
+    except Exception as exc:  # no process to plan in (or the work would not pickle): plan here, as a small run does
+        log.warning("cannot plan the selection in a process of its own (%s: %s); planning it in this one", type(exc).__name__, exc)
+        if child is not None:
+            child.kill()
+            child.wait()
+        return None
+    return _child_plans(child)
+
+
+def _child_plans(child: subprocess.Popen[bytes]) -> Iterator[Plan]:
+    """The plans :func:`planned_in_child`'s child writes, as they come; the child is ended after."""
+    assert child.stdout is not None
+    try:
         while True:
             try:
                 kind, value = pickle.load(child.stdout)
