@@ -14,6 +14,7 @@ noise and compression artefacts. normalised = 1 - raw / 100, clipped to 0..1.
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
 import threading
@@ -60,10 +61,20 @@ def aggd_fit(x: np.ndarray) -> tuple[float, float, float, float]:
     mean_abs = cv2.norm(x, cv2.NORM_L1) / n if n else 0.0
     r_hat = mean_abs**2 / mean_sq if mean_sq > 0 else 0.0
     big_r = r_hat * (gamma**3 + 1) * (gamma + 1) / (gamma**2 + 1) ** 2
-    alpha = float(_ALPHAS[int(np.argmin((_RHO - big_r) ** 2))])
+    alpha = float(_ALPHAS[_nearest_rho(big_r)])
     const = np.sqrt(special.gamma(1.0 / alpha) / special.gamma(3.0 / alpha))
     mean = float((sigma_r - sigma_l) * const * special.gamma(2.0 / alpha) / special.gamma(1.0 / alpha))
     return alpha, mean, left_sq, right_sq
+
+
+def _nearest_rho(r: float) -> int:
+    """The index of the tabulated rho nearest ``r`` (the first of two as near, as np.argmin
+    of the squared distances gives): rho rises with alpha, so a binary search finds it and
+    its neighbour, 0.004 ms instead of the whole table's 0.017, ten times a photo."""
+    i = int(np.searchsorted(_RHO, r))
+    if not 0 < i < _RHO.size or not math.isfinite(r):
+        return int(np.argmin((_RHO - r) ** 2))  # off the table's ends (or not a number): as before
+    return i - 1 if (_RHO[i - 1] - r) ** 2 <= (_RHO[i] - r) ** 2 else i
 
 
 def features(grey: np.ndarray) -> list[float]:
