@@ -435,3 +435,34 @@ def test_a_file_rewritten_after_it_settled_goes_back_to_settling_not_to_an_error
         assert pipeline.drain(60)
         pipeline.stop()
     assert resettled == [path] and rows(db_path)["saved-again.jpg"]["status"] == "error"
+
+
+def test_the_last_photo_in_flight_commits_at_once_while_the_others_share_batches(
+        photo_dir: Path, db_path: Path, tmp_path: Path) -> None:
+    """With a batch window far longer than the wait, the queue still drains: the last
+    photo in flight does not wait for company that is not coming, and the photos
+    before it were batched (fewer commits than photos)."""
+    for i in range(6):
+        save_jpeg(scene("coffee", (160, 120)), photo_dir / f"b{i}.jpg", quality=70 + i)
+    import threading
+
+    config = config_for(photo_dir, db_path, tmp_path)
+    everything_queued = threading.Event()
+
+    class Gated(MeanLuma):  # scores nothing until all six are queued, so they are in flight together
+        def score(self, image: Any) -> list[Score]:
+            assert everything_queued.wait(30)
+            return super().score(image)
+
+    with StoreWriter(config.database_path, batch_seconds=120.0) as writer:
+        pipeline = Pipeline(config, writer, [Gated()]).start()
+        try:
+            scan_folders(config, writer, pipeline)
+            everything_queued.set()
+            assert pipeline.drain(30), "the last photo waited for the writer's batch window"
+            commits = writer.commits
+        finally:
+            pipeline.stop()
+    assert pipeline.scored_total == 6
+    assert commits < 6
+    assert {r["status"] for r in rows(db_path).values()} == {"scored"}

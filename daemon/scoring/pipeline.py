@@ -81,6 +81,7 @@ class Pipeline:
         self._callbacks: list[Callable[[list[int]], None]] = []
         self._cond = threading.Condition()
         self._unfinished = 0  # submitted and not yet committed (or failed)
+        self._at_writer: set[str] = set()  # of those, the ones already handed to the store writer
         self._queued: set[str] = set()  # paths waiting in the queue (events for them coalesce)
         self._settled: dict[str, tuple[int, int]] = {}  # path -> (size, mtime_ns) when it was handed over
         self._resettle: Callable[[Path, Path], object] | None = None
@@ -231,6 +232,7 @@ class Pipeline:
     def _finish(self, key: str, committed: int | None = None) -> None:
         with self._cond:
             self._queued.discard(key)
+            self._at_writer.discard(key)
             self._unfinished -= 1
             if committed is not None:
                 self.scored_total += 1
@@ -350,8 +352,13 @@ class Pipeline:
         """Hand ``work`` to the writer; the photo counts as in flight until it commits or fails
         (exactly one ``_finish`` either way). Never raises."""
         key = str(path)
+        with self._cond:
+            self._at_writer.add(key)
+            # the last photo in flight (none queued or being scored): nothing will come to share
+            # its batch, so it commits at once instead of waiting out the writer's batch window
+            last = len(self._at_writer) == self._unfinished
         try:
-            future = self.writer.submit(work)
+            future = self.writer.submit(work, urgent=last)
         except Exception as exc:  # noqa: BLE001 - the writer stopped or closed: the photo is left for the next start
             log.error("could not hand %s to the store writer (%s); the next start's catch-up scan scores it",
                       path_key(path), exc)

@@ -152,7 +152,8 @@ class StoreWriter:
     def submit(self, work: Callable[[sqlite_utils.Database], T], *, urgent: bool = False) -> "Future[T]":
         """Queue ``work(db)`` for the next batch; the future resolves after commit.
 
-        ``urgent``: somebody waits on it, so its batch commits without waiting
+        ``urgent``: somebody waits on it, or nothing else is coming (the pipeline's last
+        photo in flight), so its batch commits without waiting
         ``batch_seconds`` for more work. Raises StoreError once the writer has
         failed for good, RuntimeError once closed."""
         if self._closed:
