@@ -76,23 +76,21 @@ def test_a_library_with_nothing_outdated_is_told_so_in_steps_that_do_not_grow_wi
     assert walked[0] * STEP > 10 * large
 
 
-@pytest.mark.parametrize("stored", ["3", "10", None])
-def test_one_older_or_newer_score_among_thousands_is_found(tmp_path: Path, stored: str | None) -> None:
-    db = build(tmp_path / "keepers.db", 1000)
-    conn = sqlite3.connect(db)
-    with conn:
-        path, image_id = conn.execute("SELECT path, id FROM images WHERE status = 'scored' ORDER BY id DESC LIMIT 1").fetchone()
-        conn.execute("UPDATE scores SET model_version = ? WHERE image_id = ?", (stored, image_id))
-    assert [p for p, _ in outdated_photos(conn, CURRENT)] == [path]
-    conn.close()
+#: what makes one photo outdated: an older, a newer or no version of a score, or of its hash
+OUTDATING = {
+    "score": ("UPDATE scores SET model_version = ? WHERE image_id = ?", ["3", "10", None]),
+    "hash": ("UPDATE images SET phash_version = ? WHERE id = ?", ["1", "99", None]),
+}
 
 
-@pytest.mark.parametrize("stored", ["1", "99", None])
-def test_one_photo_hashed_another_way_among_thousands_is_found(tmp_path: Path, stored: str | None) -> None:
+@pytest.mark.parametrize(("what", "stored"), [(what, v) for what, (_, values) in OUTDATING.items() for v in values])
+def test_one_photo_with_an_older_newer_or_missing_version_among_thousands_is_found(
+        tmp_path: Path, what: str, stored: str | None) -> None:
     db = build(tmp_path / "keepers.db", 1000)
     conn = sqlite3.connect(db)
-    with conn:
-        path, image_id = conn.execute("SELECT path, id FROM images WHERE status = 'scored' ORDER BY id LIMIT 1").fetchone()
-        conn.execute("UPDATE images SET phash_version = ? WHERE id = ?", (stored, image_id))
+    with conn:  # the last photo for a score, the first for a hash: either end of the indexes
+        order = "DESC" if what == "score" else "ASC"
+        path, image_id = conn.execute(f"SELECT path, id FROM images WHERE status = 'scored' ORDER BY id {order} LIMIT 1").fetchone()
+        conn.execute(OUTDATING[what][0], (stored, image_id))
     assert [p for p, _ in outdated_photos(conn, CURRENT)] == [path]
     conn.close()
