@@ -34,7 +34,7 @@ from ..imaging.hashing import PHASH_VERSION
 from ..store.db import open_db
 from ..store.schema import PROBE_SCHEMA_VERSION
 from .base import outputs
-from .record import DONE_STATUSES, FileStat, mark_deleted, path_key, record_error
+from .record import FileStat, already_done, mark_deleted, path_key, record_error
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -356,8 +356,8 @@ def _scan_root(root: Path, matcher: Matcher, writer: "StoreWriter", pipeline: "P
                 writer.submit(lambda db, p=Path(path), why=problem: record_error(db, path=p, root=root, stat=None, reason=why))
                 log.warning("cannot score %s: %s", key, problem)
                 continue
-            if known and known[3] in DONE_STATUSES and known[1] == size and known[2] == mtime_ns:
-                unchanged += 1  # FileStat.already_done, without an object a file
+            if known and already_done(known[1], known[2], known[3], size, mtime_ns):
+                unchanged += 1
                 if known[3] == "error":
                     errors += 1
                 continue
@@ -412,14 +412,18 @@ def _any_outdated(conn: sqlite3.Connection, current: Sequence[tuple[str, str]]) 
     such indexes: True, so the full query decides."""
     if conn.execute("PRAGMA user_version").fetchone()[0] < PROBE_SCHEMA_VERSION:
         return True
-    probes = [("SELECT 1 FROM images INDEXED BY images_phash_version WHERE status = 'scored' AND phash_version IS NULL LIMIT 1", ()),
-              ("SELECT 1 FROM images INDEXED BY images_phash_version WHERE status = 'scored' AND phash_version < ? LIMIT 1", (PHASH_VERSION,)),
-              ("SELECT 1 FROM images INDEXED BY images_phash_version WHERE status = 'scored' AND phash_version > ? LIMIT 1", (PHASH_VERSION,))]
-    for model, version in current:  # NULL is neither below nor above a version: asked apart
-        probes += [("SELECT 1 FROM scores WHERE model = ? AND model_version IS NULL LIMIT 1", (model,)),
-                   ("SELECT 1 FROM scores WHERE model = ? AND model_version < ? LIMIT 1", (model, version)),
-                   ("SELECT 1 FROM scores WHERE model = ? AND model_version > ? LIMIT 1", (model, version))]
+    probes = _other_version("images INDEXED BY images_phash_version WHERE status = 'scored'", (), "phash_version", PHASH_VERSION)
+    for model, version in current:
+        probes += _other_version("scores WHERE model = ?", (model,), "model_version", version)
     return any(conn.execute(sql, params).fetchone() for sql, params in probes)
+
+
+def _other_version(rows: str, params: tuple[str, ...], column: str, version: str) -> list[tuple[str, tuple[str, ...]]]:
+    """The probes for one of ``rows`` (a FROM ... WHERE clause and its parameters) whose
+    ``column`` is not ``version``, each a range of the index: NULL is neither below nor
+    above a version, so it is asked apart."""
+    tests = (("IS NULL", ()), ("< ?", (version,)), ("> ?", (version,)))
+    return [(f"SELECT 1 FROM {rows} AND {column} {test} LIMIT 1", (*params, *extra)) for test, extra in tests]
 
 
 def rescore_outdated(writer: "StoreWriter", pipeline: "Pipeline", stop: threading.Event | None = None) -> int:
