@@ -11,8 +11,8 @@ Prints, per family, Kendall's tau between the damage level and each score, signe
 so that 1.0 means "falls strictly as the damage grows" (the mean over the natural
 photos, and the worst photo):
 
-- chooser: the album's own judgement, the goal's figure. The levels of a family
-  are frames of one scene, as a burst is, and keepers never ranks a burst's
+- chooser: the album's own judgement. The levels of a family are frames of
+  one scene, as a burst is, and keepers never ranks a burst's
   frames by their stored composites: its chooser (daemon/album/choose.py, with
   the config's floors and tie-break margin, no comparator model offline)
   compares them on the score groups they share (its reason's ``compared_on``).
@@ -20,15 +20,15 @@ photos, and the worst photo):
   cluster; +1 when it keeps the less damaged one, -1 when it keeps the other
   (the more damaged frame gets the lower id, so an exact tie counts against);
   the tau is the mean over the 10 pairs (Kendall's tau_a of its choices).
-- composite: each frame's stored per-photo composite, printed beside it. It
-  includes the portrait group wherever the face scorer finds a face, and a face
-  found at one level and lost at the next moves it by more than any technical
-  measure (the lost face leaves the technical group alone, usually higher than
-  the portrait group): frames of one scene compared this way are compared as
-  keepers does not compare them.
-- the technical group and each measure; tech:all and tech:geo are two other
-  ways the technical group could be formed (every built-in technical measure
-  averaged, colourfulness too; their geometric mean), printed for the choice.
+- composite: each frame's stored per-photo composite, the goal's figure too. It
+  includes the portrait group wherever the face scorer finds a face: a face the
+  detector is sure of counts even where damage keeps the face mesh from reading
+  it (it then reads as the ruined portrait it is), so a face lost at one level
+  and found at the next no longer lifts the damaged frame to its technical group.
+- the technical group (the soft minimum of its measures: daemon/scoring/composite.py)
+  and each measure; tech:all and tech:geo are two other ways the group could be
+  formed (the plain mean of every built-in technical measure, colourfulness too;
+  the geometric mean of the counted ones), printed for the choice.
 
 Then which measure is fooled (rises with a defect it is not about, tau <= -0.2)
 or misses its own defect (tau < 0.8); then bursts made as a newcomer would (one
@@ -370,7 +370,7 @@ def main() -> int:
         technical = min(means, key=lambda f: means[f]["technical"])
         print(f"\nthe album's choices (chooser tau), worst family (mean over the natural photos): {means[worst]['chooser']:+.2f}"
               f" ({worst}; goal >= 0.80)")
-        print(f"per-photo composite tau, worst family: {means[stored]['composite']:+.2f} ({stored})")
+        print(f"per-photo composite tau, worst family: {means[stored]['composite']:+.2f} ({stored}; goal >= 0.80)")
         print(f"technical group tau, worst family: {means[technical]['technical']:+.2f} ({technical})")
         print(f"{scoring.count} versions scored in {time.perf_counter() - started:.0f} s")
     return 0

@@ -20,7 +20,7 @@ from daemon.album.grouping import TimedPhoto, assign_moments, cluster_photos
 from daemon.album.synthetic import SyntheticPhoto, insert_photo
 from daemon.config import AlbumConfig, Config
 from daemon.scoring.base import GROUPS
-from daemon.scoring.composite import composite, composite_values
+from daemon.scoring.composite import composite, composite_values, group_scores
 from daemon.store.writer import StoreWriter
 
 unit = st.floats(min_value=0.0, max_value=1.0, allow_nan=False)
@@ -39,6 +39,29 @@ def test_renormalisation_never_divides_by_zero(groups: dict[str, float], weights
     else:
         assert 0.0 <= result.value <= 1.0
         assert set(result.coverage) == {g for g in groups if weights[g] > 0}
+
+
+@given(st.lists(unit, min_size=1, max_size=8), st.data())
+def test_the_technical_group_is_a_soft_minimum_of_its_measures(measures: list[float], data: st.DataObject) -> None:
+    """Between the lowest measure and the plain mean (each measure floored at 0.02); never
+    higher when any measure falls; all measures equal, that value."""
+    technical = group_scores(("technical", v) for v in measures)["technical"]
+    floored = [max(v, 0.02) for v in measures]
+    assert min(floored) - 1e-9 <= technical <= sum(floored) / len(floored) + 1e-9
+    i = data.draw(st.integers(min_value=0, max_value=len(measures) - 1))
+    lower = measures[:i] + [measures[i] * data.draw(st.floats(min_value=0.0, max_value=1.0))] + measures[i + 1:]
+    assert group_scores(("technical", v) for v in lower)["technical"] <= technical + 1e-12
+    same = data.draw(st.floats(min_value=0.02, max_value=1.0))
+    assert abs(group_scores(("technical", same) for _ in measures)["technical"] - same) < 1e-9
+
+
+def test_one_ruined_measure_holds_the_technical_group_down_where_a_mean_would_not() -> None:
+    """A frame ruined by camera shake and clean otherwise: the plain mean of its six measures
+    would say 0.85; the group says what a photographer sees."""
+    shaken = group_scores([("technical", 0.1)] + [("technical", 1.0)] * 5)["technical"]
+    assert shaken < 0.3
+    assert group_scores([("technical", 0.9)] * 6)["technical"] > shaken + 0.5
+    assert group_scores([("aesthetic", 0.1), ("aesthetic", 1.0)])["aesthetic"] == 0.55  # other groups: the plain mean
 
 
 @given(st.lists(st.dictionaries(st.sampled_from(("aesthetic", "technical")), unit), min_size=2, max_size=8), weights_strategy, weight)

@@ -24,7 +24,7 @@ from PIL import Image
 from daemon import paths
 from daemon.config import load_config
 from daemon.imaging.decode import Decoded, decode_image
-from daemon.scoring.builtin.faces import EYES_CLOSED, EYES_OPEN, MODEL_NAMES, Faces
+from daemon.scoring.builtin.faces import EYES_CLOSED, EYES_OPEN, MODEL_NAMES, SURE_FACE, Faces
 from daemon.scoring.builtin.faces import VERSION as FACES_VERSION
 from daemon.scoring.builtin.haar import VERSION as HAAR_VERSION
 from daemon.scoring.builtin.haar import HaarFaces
@@ -222,6 +222,23 @@ def test_the_smiling_astronaut_smiles_more_than_the_cameraman(faces: Faces) -> N
     smiling = by_name(faces.score(decoded(scene("astronaut"))))["smile"]
     straight = by_name(faces.score(decoded(scene("camera"))))["smile"]
     assert smiling.normalised > 0.8 and straight.normalised < 0.2 and smiling.raw > straight.raw + 0.1
+
+
+def test_a_sure_face_the_mesh_cannot_read_counts_as_a_ruined_portrait(faces: Faces, tmp_path: Path) -> None:
+    """The cameraman 2.5 stops under (in linear light): the detector is still sure of his
+    face, the mesh cannot place its features. Dropped, the frame would be judged on its
+    technical group alone, above the undamaged frame's composite (his squint and closed
+    mouth hold his portrait group down); counted, it is a face too damaged to read."""
+    px = np.asarray(scene("camera"))
+    linear = np.where(px / 255.0 <= 0.04045, px / 255.0 / 12.92, ((px / 255.0 + 0.055) / 1.055) ** 2.4) * 2.0**-2.5
+    dark = np.clip((np.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear ** (1 / 2.4) - 0.055)) * 255 + 0.5, 0, 255)
+    clean = by_name(faces.score(via_jpeg(px, tmp_path, "camera")))
+    got = by_name(faces.score(via_jpeg(dark.astype(np.uint8), tmp_path, "camera-dark")))
+    assert set(clean) == {"faces", "eyes_open", "smile"} and clean["faces"].detail["readable"][0] > 0.9
+    assert set(got) == {"faces"}, "eyes and smile cannot be read off a face the mesh does not see"
+    assert got["faces"].raw == 1 and got["faces"].detail["confidence"][0] >= SURE_FACE
+    assert got["faces"].detail["readable"][0] < 0.5
+    assert got["faces"].normalised < 0.25 * clean["faces"].normalised
 
 
 # -- where the models come from -----------------------------------------------------------

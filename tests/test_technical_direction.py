@@ -120,3 +120,26 @@ def test_sharpness_ignores_noise_blocks_and_brightness_on_a_photo_with_a_black_b
         damage = DAMAGE[family][0]
         worse = measure(px, family.replace(" ", "_"), damage) if isinstance(damage, int) else measure(damage(px), family.replace(" ", "_"))
         assert worse <= clean + TOLERANCE, f"sharpness rose with {family}: {clean:.3f} -> {worse:.3f}"
+
+
+@pytest.mark.parametrize("photo", ["moon", "text", "brick"])
+def test_a_darker_copy_of_a_flat_photo_has_no_more_contrast(photo: str, tmp_path: Path) -> None:
+    """Flat and high-key photos (the moon's grey surface, print on paper, a brick wall) have
+    no tones near black; darkened, they get some, which a black-level haze measure took for
+    a veil lifted and let the darkened frame of a burst beat its original."""
+    from PIL import ImageEnhance
+
+    from daemon.scoring.builtin.technical import Contrast
+
+    contrast = Contrast()
+    img = scene(photo)
+
+    def measure(im: Image.Image, name: str) -> float:
+        path = tmp_path / f"{name}.jpg"
+        im.convert("RGB").save(path, "JPEG", quality=QUALITY)
+        return contrast.score(decode_image(path))[0].normalised
+
+    clean = measure(img, photo)
+    for factor in (0.7, 0.4):
+        darker = measure(ImageEnhance.Brightness(img).enhance(factor), f"{photo}-{factor}")
+        assert darker <= clean + 0.01, f"{photo} darkened to {factor}: contrast {clean:.3f} -> {darker:.3f}"

@@ -42,6 +42,10 @@ def _detail(d: PhotoDetail, *, narrow: bool = False, asked: str | None = None) -
         rows.append(("Error", Text(p.error, style="red")))
     rows.append(("Composite", f"{fmt.score(p.composite)} from {', '.join(p.coverage) or 'no group'}"))
     rows.append(("Groups", "  ".join(f"{g} {fmt.score(p.groups.get(g))}" for g in GROUPS)))
+    technical = [s for s in d.scores if s.task == "technical" and s.normalised is not None]
+    if technical:  # the group is a soft minimum of its measures: say which one holds it down
+        lowest = min(technical, key=lambda s: s.normalised)
+        rows.append(("Technical", f"held down most by {lowest.model} {fmt.score(lowest.normalised)} (a soft minimum of its measures)"))
     rows.append(("Size", f"{d.width or '?'}×{d.height or '?'} · {fmt.size(d.size)}"))
     rows.append(("Taken", f"{fmt.timestamp(p.taken_at)} ({d.taken_source or '?'})"))
     if d.camera:

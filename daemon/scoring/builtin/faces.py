@@ -16,9 +16,16 @@ three times the cost for every photo), turned ones too (the cascades missed
 the cameraman of scikit-image's ``camera`` and the astronaut turned 25 and 40
 degrees). A detection must score at least 0.6 (MediaPipe's own threshold,
 0.5, took the cat of ``chelsea`` at 1000 px for a face) and the mesh must agree
-it is a face. Faces at least half as tall as the largest are significant; on
-each (six at most) the mesh runs on a 192-px crop of the decoded photo, and
-the iris model on a 64-px crop of each eye placed from the mesh's eye corners.
+it is a face (its presence 0.5 or more), unless the detector is sure (0.75 or
+more): such a face counts even where the mesh cannot place its features, as it
+cannot on a face blurred, darkened or blown past reading (scikit-image's
+cameraman 2.5 stops under: detector 0.78, mesh 0.07). It is then a portrait too
+damaged to read, not a photo without a face: dropping it left such a frame
+judged on its technical group alone, above its undamaged sibling whose face
+counted (on bench/quality.py the cameraman's frames rose as the damage grew).
+Faces at least half as tall as the largest are significant; on each (six at
+most) the mesh runs on a 192-px crop of the decoded photo, and the iris model
+on a 64-px crop of each eye placed from the mesh's eye corners.
 
 No face: no portrait score at all (an empty list), so a landscape is not
 judged as a bad portrait. With faces, three scores of task ``portrait``:
@@ -27,13 +34,17 @@ judged as a bad portrait. With faces, three scores of task ``portrait``:
   the largest face is (variance of the Laplacian of its box at 128 px, after
   histogram equalisation, v / (v + 300)) times the photo's chroma-noise
   quality (the noise scorer's 0..1 value) times the share of the face's box
-  that is not blown (no channel at 250 or more). Noise adds to the Laplacian as
+  that is not blown (no channel at 250 or more) times how readable it is:
+  min(1, the mesh's presence / 0.9) (1 on a clear face, under 0.1 on one the
+  mesh cannot read). Noise adds to the Laplacian as
   much as detail does: on the demo's astronaut burst the high-ISO frame's face
   measured 3 300 against the clean frame's 625; discounted, a noisy face is
   the worse portrait it looks. Blown skin is detail gone, yet equalising what
   is left lifts the Laplacian: on bench/quality.py the astronaut's face rose
   from 0.71 to 0.95 as over-exposure blew 84 % of it; discounted, it falls. The detail keeps each face's box, detector
-  confidence and height (fraction of the photo's short edge).
+  confidence and height (fraction of the photo's short edge), and how readable it was.
+- ``eyes_open`` and ``smile`` are measured on the faces the mesh could read; with
+  none, they are left out (no floor can veto what could not be seen).
 - ``eyes_open``: raw = the eye openness of the worst-off significant face:
   the smaller of its two eyes' lid gap / eye width, measured on the iris
   model's eye contour (a blink in either eye counts, and in a group photo the
@@ -80,11 +91,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-VERSION = "7"  # 5: the views the noise discount and the face box are measured on; 6: the face's blown share discounts its score; 7: and its eyes and smile
+VERSION = "8"  # 5: the views the noise discount and the face box are measured on; 6: the face's blown share discounts its score; 7: and its eyes and smile; 8: a sure face the mesh cannot read counts
 #: the catalog entries this scorer loads, in FaceModels' order
 MODEL_NAMES = ("face-detector", "face-mesh", "face-iris")
 DETECT_EDGE = 128
 FACE_SCORE = 0.6
+SURE_FACE = 0.75  # a detection this sure is a face even where the mesh cannot place its features
+READABLE = 0.9  # the mesh's presence from which a face counts as fully readable
 SIGNIFICANT = 0.5  # a face at least this fraction of the largest face's height is judged
 MAX_FACES = 6
 FACE_EDGE = 128
@@ -104,12 +117,14 @@ class Face:
     """What was measured on one significant face."""
 
     box: tuple[int, int, int, int]  # x, y, w, h in decoded pixels
-    confidence: float
-    eyes: tuple[float, float]  # openness of the eye on the photo's left, then right
-    smile: float
+    confidence: float  # the detector's probability
+    readable: float  # the mesh's probability that it placed a face's features there
+    eyes: tuple[float, float] | None  # openness of the eye on the photo's left, then right; None when unreadable
+    smile: float | None
 
     @property
     def eyes_open(self) -> float:
+        assert self.eyes is not None
         return min(self.eyes)
 
 
@@ -163,12 +178,14 @@ class Faces:
                 break
             mesh = runner.mesh(rgb, det)
             if mesh.presence < MESH_PRESENCE:
-                continue  # the mesh does not see a face there
+                if det.score >= SURE_FACE:  # a face, but too damaged for the mesh to place its features
+                    faces.append(Face(_pixel_box(det, w, h), det.score, mesh.presence, None, None))
+                continue  # a marginal detection the mesh does not confirm: not a face
             eyes = sorted(zip(runner.eyes(rgb, mesh), EYE_CORNERS), key=lambda e: float(mesh.points[e[1][0], 0]))
             points = mesh.points
             mouth = float(np.linalg.norm(points[MOUTH_RIGHT] - points[MOUTH_LEFT]))
             cheeks = float(np.linalg.norm(points[CHEEK_LEFT] - points[CHEEK_RIGHT]))
-            faces.append(Face(_pixel_box(det, w, h), det.score, (eyes[0][0].openness, eyes[1][0].openness),
+            faces.append(Face(_pixel_box(det, w, h), det.score, mesh.presence, (eyes[0][0].openness, eyes[1][0].openness),
                               mouth / cheeks if cheeks > 0 else 0.0))
         if not faces:
             return []
@@ -176,25 +193,29 @@ class Faces:
         variance = _face_sharpness(image.rgb, main.box)
         clean = noise_quality(chroma_noise(image))
         lit = 1.0 - _blown_share(rgb, main.box)
-        worst = min(faces, key=lambda f: f.eyes_open)
-        smile = float(np.mean([f.smile for f in faces]))
         short = min(w, h)
         detail: dict[str, Any] = {
             "faces": len(faces), "found": len(found), "boxes": [list(f.box) for f in faces[:10]],
             "confidence": [round(f.confidence, 3) for f in faces[:10]],
+            "readable": [round(f.readable, 3) for f in faces[:10]],
             "height": [round(f.box[3] / short, 3) for f in faces[:10]],
             "face_sharpness": round(variance, 1), "noise_quality": round(clean, 3), "face_blown": round(1.0 - lit, 3),
         }
-        eyes_detail = {"faces": len(faces), "eyes": [[round(v, 3) for v in f.eyes] for f in faces[:10]],
-                       "closed": sum(1 for f in faces if f.eyes_open < (EYES_CLOSED + EYES_OPEN) / 2)}
-        return [
-            Score("faces", self.task, float(len(faces)), variance / (variance + SHARP_HALF) * clean * lit, self.version,
-                  detail),
-            Score("eyes_open", self.task, worst.eyes_open, _ramp(worst.eyes_open, EYES_CLOSED, EYES_OPEN) * lit,
-                  self.version, eyes_detail),
-            Score("smile", self.task, smile, float(np.mean([_ramp(f.smile, SMILE_NONE, SMILE_FULL) for f in faces])) * lit,
-                  self.version, {"faces": len(faces), "smile": [round(f.smile, 3) for f in faces[:10]]}),
-        ]
+        out = [Score("faces", self.task, float(len(faces)),
+                     variance / (variance + SHARP_HALF) * clean * lit * min(1.0, main.readable / READABLE), self.version, detail)]
+        read = [f for f in faces if f.eyes is not None]
+        if read:  # eyes and smile of the faces whose features the mesh placed
+            worst = min(read, key=lambda f: f.eyes_open)
+            eyes_detail = {"faces": len(read), "eyes": [[round(v, 3) for v in f.eyes] for f in read[:10]],
+                           "closed": sum(1 for f in read if f.eyes_open < (EYES_CLOSED + EYES_OPEN) / 2)}
+            out += [
+                Score("eyes_open", self.task, worst.eyes_open, _ramp(worst.eyes_open, EYES_CLOSED, EYES_OPEN) * lit,
+                      self.version, eyes_detail),
+                Score("smile", self.task, float(np.mean([f.smile for f in read])),
+                      float(np.mean([_ramp(f.smile, SMILE_NONE, SMILE_FULL) for f in read])) * lit,
+                      self.version, {"faces": len(read), "smile": [round(f.smile, 3) for f in read[:10]]}),
+            ]
+        return out
 
 
 def _pixel_box(det: Detection, w: int, h: int) -> tuple[int, int, int, int]:
