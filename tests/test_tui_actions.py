@@ -150,7 +150,7 @@ async def test_album_lists_moments_by_time_and_reasons_name_files(sample_db: Pat
         table = app.screen.query_one("#album-table", DataTable)
         names = [str(table.get_row_at(i)[1]) for i in range(table.row_count)]
         text = screen_text(app)
-    assert names[0] == "IMG_1009.jpg" and names[-2:] == ["IMG_1002.jpg", "IMG_1004.jpg"]
+    assert names[0] == "IMG_1007.jpg" and names[-2:] == ["IMG_1002.jpg", "IMG_1004.jpg"]
     assert "Runner-up  IMG_1008.jpg 0.412" in text and "id 28" not in text
 
 
