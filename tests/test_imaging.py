@@ -135,3 +135,24 @@ def test_content_hash_follows_the_bytes_not_the_name(tmp_path: Path) -> None:
     b.write_bytes(a.read_bytes())
     c = save_jpeg(scene("coffee", (100, 80)), tmp_path / "c.jpg", quality=50)
     assert content_hash(a) == content_hash(b) != content_hash(c)
+
+
+def test_fractional_views_are_opencvs_area_resampling_to_the_bit() -> None:
+    """The fractional step of a shrink (BRISQUE's 384-px view from the 512-px one, the face
+    detector's 128-px view from the 250-px one) sums in OpenCV's order: the same pixels."""
+    from daemon.imaging.decode import _area
+
+    rng = np.random.default_rng(1)
+    sizes = [((384, 512), (384, 288)), ((187, 250, 3), (128, 96)), ((750, 1000), (700, 525)), ((300, 200, 3), (150, 199))]
+    for _ in range(60):
+        h, w = (int(v) for v in rng.integers(16, 400, 2))
+        factor = rng.uniform(1.02, 1.98)
+        shape = (h, w, 3) if rng.random() < 0.5 else (h, w)
+        sizes.append((shape, (max(1, min(w, round(w / factor))), max(1, min(h, round(h / factor / rng.uniform(0.9, 1.1)))))))
+    for shape, size in sizes:
+        noise = rng.integers(0, 256, shape, dtype=np.uint8)
+        for pixels in (noise, cv2.GaussianBlur(noise, (0, 0), 2.0)):  # smooth content has more near-ties
+            theirs = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+            ours = _area(pixels, size)
+            assert ours.shape == theirs.shape and ours.dtype == np.uint8
+            assert np.array_equal(ours, theirs), (shape, size)
