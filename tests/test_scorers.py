@@ -180,6 +180,20 @@ def test_brisque_features_match_the_brisque_package() -> None:
     assert np.allclose(ours, reference, rtol=5e-3, atol=1e-4), np.c_[ours, reference]
 
 
+def test_brisque_mscn_is_numpys_formula_to_the_bit() -> None:
+    from daemon.scoring.builtin.brisque import aggd_fit, mscn
+
+    for name, size in (("astronaut", (384, 288)), ("coffee", (192, 144)), ("hubble_deep_field", (384, 256))):
+        grey = np.asarray(scene(name, size).convert("L"), np.float32) / 255.0
+        mu = cv2.GaussianBlur(grey, (7, 7), 7.0 / 6.0, borderType=cv2.BORDER_CONSTANT)
+        var = cv2.GaussianBlur(grey * grey, (7, 7), 7.0 / 6.0, borderType=cv2.BORDER_CONSTANT)
+        expected = (grey - mu) / (np.sqrt(np.abs(var - mu * mu)) + 1.0 / 255.0)
+        assert np.array_equal(mscn(grey), expected)
+        m = expected
+        pairs = (m[:, :-1] * m[:, 1:], m[:-1, :] * m[1:, :], m[:-1, :-1] * m[1:, 1:], m[1:, :-1] * m[:-1, 1:])
+        assert features(grey)[2:] == [v for pair in pairs for v in aggd_fit(pair)]  # the products too
+
+
 def test_brisque_model_in_numpy_predicts_what_libsvm_predicts() -> None:
     from daemon.scoring.builtin.brisque import _Model
 
