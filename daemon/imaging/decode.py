@@ -206,9 +206,10 @@ def _shrink(pixels: np.ndarray, long_edge: int) -> np.ndarray:
         h, w = pixels.shape[:2]
     if (w, h) == size:
         return pixels
-    if pixels.ndim == 2 and pixels.dtype == np.uint8 and w >= 1.8 * size[0] and (w % size[0] or h % size[1]):
+    fractional = bool(w % size[0] or h % size[1])  # else OpenCV's fast path for integer factors
+    if pixels.ndim == 2 and pixels.dtype == np.uint8 and w >= 1.8 * size[0] and fractional:
         return _area_grey(pixels, size)
-    if pixels.dtype == np.uint8 and (pixels.ndim == 2 or pixels.shape[2] in (1, 3)):
+    if pixels.dtype == np.uint8 and (pixels.ndim == 2 or pixels.shape[2] in (1, 3)) and fractional:
         return _area(pixels, size)
     return cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
 
