@@ -13,7 +13,7 @@ from PIL import Image, ImageFilter
 
 from daemon.errors import ImageRejected
 from daemon.imaging.decode import Decoded, decode_image
-from daemon.imaging.hashing import content_hash, phash, hamming
+from daemon.imaging.hashing import CONTENT_PREFIX, ContentMatch, content_hash, hamming, legacy_content_hash, phash
 from fixtures_photos import exif_for, save_jpeg, scene
 
 
@@ -136,6 +136,28 @@ def test_content_hash_follows_the_bytes_not_the_name(tmp_path: Path) -> None:
     c = save_jpeg(scene("coffee", (100, 80)), tmp_path / "c.jpg", quality=50)
     assert content_hash(a) == content_hash(b) != content_hash(c)
 
+
+
+def test_a_stored_hash_of_either_form_is_matched_each_form_computed_once(tmp_path: Path) -> None:
+    """Rows stored before the blake3 hash carry blake2b-128 of the same bytes: a file moved
+    since still finds its row. Each form is computed only when a row asks for it, once."""
+    import hashlib
+
+    photo = tmp_path / "a.jpg"
+    photo.write_bytes(b"\xff\xd8" + bytes(range(256)) * 9000)  # over 2 MiB: first and last MiB
+    data = photo.read_bytes()
+    mib = 1 << 20
+    legacy = hashlib.blake2b(len(data).to_bytes(8, "little") + data[:mib] + data[-mib:], digest_size=16).hexdigest()
+    assert legacy_content_hash(photo) == legacy
+    current = content_hash(photo)
+    assert current.startswith(CONTENT_PREFIX) and len(current) == len(CONTENT_PREFIX) + 32
+    content = ContentMatch(photo)
+    assert content.matches(current) and not content.matches(CONTENT_PREFIX + "0" * 32)
+    assert not content.matches(None) and not content.matches("")
+    photo.unlink()
+    assert content.matches(current)  # computed once, not read again
+    with pytest.raises(OSError):
+        content.matches(legacy)  # the older form is read only when a row asks for it
 
 def test_fractional_views_are_opencvs_area_resampling_to_the_bit() -> None:
     """The fractional step of a shrink (BRISQUE's 384-px view from the 512-px one, the face

@@ -10,6 +10,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 
 from daemon.config import PhotoFolder, load_config
 from daemon.scoring.scan import Matcher
@@ -151,7 +153,11 @@ def _score_folder(config, writer):  # type: ignore[no-untyped-def]
     writer.flush()
 
 
-def test_a_photo_moved_while_keepers_was_away_keeps_its_row_and_scores(photo_dir: Path, db_path: Path) -> None:
+@pytest.mark.parametrize("stored", ["current", "legacy"])
+def test_a_photo_moved_while_keepers_was_away_keeps_its_row_and_scores(photo_dir: Path, db_path: Path, stored: str) -> None:
+    """Also when its row was stored by a keepers that hashed content with blake2b."""
+    from daemon.imaging.hashing import legacy_content_hash
+
     config = load_config(photos=[photo_dir], database=db_path).with_overrides(
         scorers=("sharpness", "exposure"), workers=1)
     small_photo(photo_dir / "a.jpg", 5)
@@ -160,6 +166,11 @@ def test_a_photo_moved_while_keepers_was_away_keeps_its_row_and_scores(photo_dir
     with StoreWriter(db_path) as writer:
         writer.start()
         _score_folder(config, writer)
+        if stored == "legacy":
+            for name in ("a.jpg", "b.jpg"):
+                writer.call(lambda db, p=photo_dir / name: db.execute(
+                    "UPDATE images SET content_hash = ? WHERE path = ?", (legacy_content_hash(p), str(p))))
+            assert not any(h.startswith("b3:") for (h,) in query(db_path, "SELECT content_hash FROM images"))
         before = dict(query(db_path, "SELECT path, id FROM images"))
         (photo_dir / "2024").mkdir()
         os.rename(photo_dir / "a.jpg", photo_dir / "2024" / "renamed.jpg")
@@ -311,3 +322,28 @@ def test_a_folder_over_the_inotify_limit_is_polled_not_ignored(tmp_path: Path, d
         finally:
             watcher.stop()
             settler.stop()
+
+
+def test_a_photo_that_turns_up_where_a_vanished_row_stored_a_blake2b_hash_takes_that_row(photo_dir: Path, db_path: Path) -> None:
+    """The daemon's intake (no move event, a new file whose bytes are a vanished row's):
+    the row was stored by a keepers that hashed content with blake2b; it still moves."""
+    from daemon.imaging.hashing import legacy_content_hash
+    from daemon.watch.intake import Intake
+
+    config = load_config(photos=[photo_dir], database=db_path).with_overrides(scorers=("sharpness",), workers=1)
+    small_photo(photo_dir / "a.jpg", 5)
+    db_path.parent.mkdir(parents=True)
+    handed: list[Path] = []
+    with StoreWriter(db_path) as writer:
+        writer.start()
+        _score_folder(config, writer)
+        (image_id,) = query(db_path, "SELECT id FROM images")[0]
+        old, new = photo_dir / "a.jpg", photo_dir / "elsewhere.jpg"
+        writer.call(lambda db: db.execute("UPDATE images SET status = 'deleted', content_hash = ? WHERE id = ?",
+                                          (legacy_content_hash(old), image_id)))
+        os.rename(old, new)
+        intake = Intake(writer, type("Pipeline", (), {"submit": lambda self, p, r, settled=None: handed.append(p) or True})())
+        assert intake.submit(new, photo_dir) is False  # not scored again: the row followed its bytes
+        writer.flush()
+    assert intake.relinked == 1 and handed == []
+    assert query(db_path, "SELECT id, path, status FROM images") == [(image_id, str(new), "scored")]

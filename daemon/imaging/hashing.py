@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -56,13 +57,32 @@ def hamming(a: str, b: str) -> int:
     return (int(a, 16) ^ int(b, 16)).bit_count()
 
 
+#: a content hash as keepers stores it: this prefix and blake3-128; rows stored before it
+#: carry blake2b-128 of the same bytes (32 hex digits, no prefix), which still match
+CONTENT_PREFIX = "b3:"
+
+
 def content_hash(path: Path | str) -> str:
-    """blake2b-128 of the file's size, first MiB and last MiB: the same photo moved
-    or renamed keeps it. A camera file's first MiB holds its EXIF (capture time
+    """``b3:`` and blake3-128 of the file's size, first MiB and last MiB: the same photo
+    moved or renamed keeps it. A camera file's first MiB holds its EXIF (capture time
     to the second, serial numbers) and the start of its image data, so two
     different photos do not share it; reading 2 MiB instead of a whole 50 MB RAW
-    keeps move detection cheap."""
-    h = hashlib.blake2b(digest_size=16)
+    keeps move detection cheap. blake3 rather than blake2b (hashlib's, which earlier
+    versions stored): 0.30 ms for the 2 MiB instead of 2.36 here, a tenth of a 24 MP
+    JPEG's reduced decode; both are cryptographic, so two files that share one share
+    their bytes."""
+    import blake3
+
+    return CONTENT_PREFIX + _sampled(path, blake3.blake3()).hexdigest(16)
+
+
+def legacy_content_hash(path: Path | str) -> str:
+    """The content hash as keepers stored it before ``b3:``: blake2b-128 of the same bytes."""
+    return _sampled(path, hashlib.blake2b(digest_size=16)).hexdigest()
+
+
+def _sampled(path: Path | str, h: Any) -> Any:
+    """``h`` fed the file's size (8 bytes, little-endian), then the whole file up to 2 MiB, else its first and last MiB."""
     with open(path, "rb") as fh:
         size = os.fstat(fh.fileno()).st_size
         h.update(size.to_bytes(8, "little"))
@@ -72,4 +92,22 @@ def content_hash(path: Path | str) -> str:
             h.update(fh.read(CHUNK))
             fh.seek(size - CHUNK)
             h.update(fh.read(CHUNK))
-    return h.hexdigest()
+    return h
+
+
+class ContentMatch:
+    """Whether a file holds the content a stored row's hash names, in whichever form the
+    row stored it (each form computed at most once, and only when a row asks for it).
+    Raises OSError when the file cannot be read."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = path
+        self._digests: dict[bool, str] = {}
+
+    def matches(self, stored: str | None) -> bool:
+        if not stored:
+            return False
+        current = stored.startswith(CONTENT_PREFIX)
+        if current not in self._digests:
+            self._digests[current] = content_hash(self.path) if current else legacy_content_hash(self.path)
+        return self._digests[current] == stored

@@ -274,7 +274,7 @@ def _relink_moved(writer: "StoreWriter", fresh: Sequence[tuple[str, Path, int, i
     not found) are matched by content hash against the ``fresh`` files (no row), same size first
     so few files are hashed; a match moves the row to its file's new path with its scores.
     Returns the paths of the files that took a row over."""
-    from ..imaging.hashing import content_hash
+    from ..imaging.hashing import ContentMatch
     from ..watch.moves import relink
 
     conn = open_db(writer.path, readonly=True).conn
@@ -291,11 +291,11 @@ def _relink_moved(writer: "StoreWriter", fresh: Sequence[tuple[str, Path, int, i
         bucket = by_size.get(size)
         if not bucket:
             continue
+        content = ContentMatch(Path(path))
         try:
-            digest = content_hash(Path(path))
+            match = next((c for c in bucket if content.matches(c[1])), None)
         except OSError:
             continue
-        match = next((c for c in bucket if c[1] == digest), None)
         if match is None:
             continue
         bucket.remove(match)

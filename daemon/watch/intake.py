@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..imaging.hashing import content_hash
+from ..imaging.hashing import ContentMatch
 from ..scoring.record import path_key
 from ..store.db import open_db
 from .moves import relink, unchanged_row, vanished_candidates
@@ -58,12 +58,13 @@ class Intake:
         candidates = vanished_candidates(conn, size)
         if not candidates:
             return False
-        try:
-            digest = content_hash(path)
-        except OSError:
-            return False
+        content = ContentMatch(path)
         for image_id, old_path, chash in candidates:
-            if chash == digest:
+            try:
+                same = content.matches(chash)
+            except OSError:
+                return False
+            if same:
                 self.writer.call(lambda db: relink(db, image_id, path, root, size, mtime_ns))
                 self.relinked += 1
                 log.info("%s is %s moved (same content); kept its row and scores", path_key(path), old_path)
