@@ -14,9 +14,11 @@ Prints three rates and two ratios:
 
 Targets: keepers >= 0.5 x decode-only and >= 10 x naive. Beside the rates' ratio it prints
 the CPU time a photo of decode-only and of keepers (this process's, all its threads): on a
-machine shared with other work the rates swing with the load, the CPU time much less.
+machine shared with other work the rates swing with the load, the CPU time much less. A
+round of each lasts about a second, so ``--rounds`` of them run in turns and the medians
+are the figures.
 
-    .venv/bin/python bench/throughput.py [--photos 48] [--naive 2]
+    .venv/bin/python bench/throughput.py [--photos 48] [--rounds 3] [--naive 2]
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import sys
 import tempfile
 import time
 import warnings
+from statistics import median
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -108,6 +111,8 @@ def naive_one(path: Path) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--photos", type=int, default=48, help="12 MP JPEGs to generate (default 48: enough for a steady rate)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="decode-only and keepers in turns this many times; the ratios' median is the figure (default 3)")
     parser.add_argument("--naive", type=int, default=2, help="photos for the naive reference (it is slow; default 2)")
     args = parser.parse_args()
     config = load_config(None, check_folders=False)
@@ -117,24 +122,31 @@ def main() -> int:
         t = time.perf_counter()
         paths = twelve_megapixel_jpegs(folder, args.photos)
         print(f"generated {len(paths)} 4000x3000 JPEGs in {time.perf_counter() - t:.1f} s; "
-              f"{config.worker_count} workers, decode size {config.decode_size}")
-        decode_rate, decode_cpu = decode_only(paths, config.decode_size, config.worker_count)
-        print(f"decode-only:      {decode_rate:6.2f} photos/s")
-        keepers, scored, startup, keepers_cpu = keepers_rate(folder, Path(tmp) / "bench.db")
-        print(f"keepers built-in: {keepers:6.2f} photos/s ({scored} scored; start-up {startup:.2f} s, paid once)")
-        costs = stage_costs(Path(tmp) / "bench.db")
-        print("  per photo in each stage (ms, wall time inside a worker; the workers share the cores):")
+              f"{config.worker_count} workers, decode size {config.decode_size}; load {os.getloadavg()[0]:.1f}")
+        # a round lasts about a second, so one round's ratio moves with whatever else the
+        # machine does meanwhile: the rounds alternate the two, and the median is the figure
+        ratios, cpu_ratios = [], []
+        for r in range(max(1, args.rounds)):
+            decode_rate, decode_cpu = decode_only(paths, config.decode_size, config.worker_count)
+            db = Path(tmp) / f"bench-{r}.db"
+            keepers, scored, startup, keepers_cpu = keepers_rate(folder, db)
+            ratios.append(keepers / decode_rate)
+            cpu_ratios.append(decode_cpu / keepers_cpu)
+            print(f"round {r + 1}: decode-only {decode_rate:6.2f} photos/s, keepers {keepers:6.2f} photos/s ({scored} scored;"
+                  f" start-up {startup:.2f} s, paid once): {ratios[-1]:.2f}; CPU time a photo {decode_cpu * 1000:.1f} ms"
+                  f" and {keepers_cpu * 1000:.1f} ms: {cpu_ratios[-1]:.2f}")
+        costs = stage_costs(db)
+        print("  per photo in each stage, last round (ms, wall time inside a worker; the workers share the cores):")
         print("  " + ", ".join(f"{stage} {ms:.1f}" for stage, ms in costs))
         started = time.perf_counter()
         for p in paths[: args.naive]:
             naive_one(p)
         naive = args.naive / (time.perf_counter() - started)
         print(f"naive reference:  {naive:6.3f} photos/s (full decode + brisque package features + OpenCV on the full image)")
-    print(f"keepers / decode-only = {keepers / decode_rate:.2f} (target >= 0.5)")
+    print(f"keepers / decode-only = {median(ratios):.2f} (target >= 0.5; median of {len(ratios)} rounds, {min(ratios):.2f}-{max(ratios):.2f})")
     # on a machine shared with other work the rates swing with its load; CPU time a photo
     # does not, so this is the ratio the rates approach when the cores are the bench's own
-    print(f"  in CPU time a photo: decode-only {decode_cpu * 1000:.1f} ms, keepers {keepers_cpu * 1000:.1f} ms, "
-          f"ratio {decode_cpu / keepers_cpu:.2f}")
+    print(f"  in CPU time a photo: {median(cpu_ratios):.2f} (median; {min(cpu_ratios):.2f}-{max(cpu_ratios):.2f})")
     print(f"keepers / naive       = {keepers / naive:.1f} (target >= 10)")
     return 0
 
