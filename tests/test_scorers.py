@@ -23,7 +23,7 @@ from daemon.scoring.builtin.brisque import Brisque, features
 from daemon.scoring.builtin.faces import Faces
 from daemon.scoring.builtin.technical import Exposure, Noise, Sharpness, _median
 from daemon.scoring.composite import group_scores
-from fixtures_photos import scene
+from fixtures_photos import exposed, scene
 
 COLOUR_SCENES = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field", "retina")
 
@@ -32,14 +32,6 @@ def via_jpeg(img: Image.Image, tmp_path: Path, name: str, quality: int = 92) -> 
     path = tmp_path / f"{name}.jpg"
     img.save(path, "JPEG", quality=quality)
     return decode_image(path)
-
-
-def over_exposed(img: Image.Image, ev: float) -> Image.Image:
-    """``ev`` stops more light, in linear light; what goes past white clips (bench/quality.py's over-exposure)."""
-    px = np.asarray(img, dtype=np.float64) / 255.0
-    lin = np.clip(np.where(px <= 0.04045, px / 12.92, ((px + 0.055) / 1.055) ** 2.4) * 2.0**ev, 0.0, 1.0)
-    srgb = np.where(lin <= 0.0031308, lin * 12.92, 1.055 * lin ** (1 / 2.4) - 0.055)
-    return Image.fromarray((srgb * 255 + 0.5).astype(np.uint8))
 
 
 def crops() -> list[tuple[str, Image.Image]]:
@@ -110,7 +102,7 @@ def test_exposure_keeps_falling_as_more_of_the_frame_blows_out(name: str, tmp_pa
     img = scene(name, (480, 360))
     values, blown = [], []
     for ev in (0.0, 0.7, 1.4, 2.1, 3.0):
-        score = Exposure().score(via_jpeg(over_exposed(img, ev), tmp_path, f"ev{ev}"))[0]
+        score = Exposure().score(via_jpeg(exposed(img, ev), tmp_path, f"ev{ev}"))[0]
         values.append(score.normalised)
         blown.append(score.detail["clipped_highlights"])
     assert blown == sorted(blown) and blown[-1] > 0.3, blown
@@ -153,7 +145,7 @@ def test_a_blown_out_face_is_a_worse_portrait_than_a_well_exposed_one(tmp_path: 
     """Equalising what is left of a face whose skin is clipped white lifts its Laplacian
     (the astronaut's rose from 0.71 to 0.87 at +1.4 EV): blown skin is detail gone."""
     clean = {s.name: s for s in Faces().score(via_jpeg(scene("astronaut"), tmp_path, "c"))}
-    blown = {s.name: s for s in Faces().score(via_jpeg(over_exposed(scene("astronaut"), 1.4), tmp_path, "b"))}
+    blown = {s.name: s for s in Faces().score(via_jpeg(exposed(scene("astronaut"), 1.4), tmp_path, "b"))}
     assert "faces" in blown, "the over-exposed face was not found: the test needs it found"
     assert clean["faces"].detail["face_blown"] < 0.05 and blown["faces"].detail["face_blown"] > 0.5
     assert blown["faces"].detail["face_sharpness"] > clean["faces"].detail["face_sharpness"]  # what the discount is for
