@@ -32,6 +32,7 @@ from daemon.scoring.builtin.faces import EYES_CLOSED, EYES_OPEN, MODEL_NAMES, SU
 from daemon.scoring.builtin.faces import VERSION as FACES_VERSION
 from daemon.scoring.builtin.haar import VERSION as HAAR_VERSION
 from daemon.scoring.builtin.haar import HaarFaces
+from daemon.scoring.builtin import mediapipe
 from daemon.scoring.builtin.mediapipe import EYE_CORNERS, RUNTIMES, FaceRunner
 from daemon.scoring.composite import composite
 from daemon.store import StoreReader
@@ -438,6 +439,16 @@ def test_without_litert_the_face_models_run_in_opencv_and_the_log_says_how_to_sp
     with StoreReader(db_path) as reader:
         assert reader.model_events("face-iris")[0]["message"] == "ready for the faces scorer, run by OpenCV's DNN module"
     assert by_name(scorer.score(decoded(scene("astronaut"))))["faces"].raw == 1
+
+
+def test_both_runtimes_get_opencvs_blob_numbers() -> None:
+    """The detector's [-1, 1] and the mesh's and iris model's [0, 1] inputs, built once for
+    both runtimes, are cv2.dnn.blobFromImages' numbers to the bit (laid out NHWC)."""
+    rng = np.random.default_rng(7)
+    crops = [rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for _ in range(2)]
+    for scale, mean in ((1 / 127.5, 127.5), (1 / 255.0, 0.0)):
+        ours = mediapipe._batch(crops, scale, mean).transpose(0, 3, 1, 2)
+        assert np.array_equal(ours, cv2.dnn.blobFromImages(crops, scale, mean=(mean,) * 3))
 
 
 def test_litert_says_nothing_on_the_terminal(tmp_path: Path) -> None:

@@ -199,29 +199,37 @@ _stderr_quieted = False
 def _quiet_stderr() -> Iterator[None]:
     """The first time in a process: what C code writes to file descriptor 2 meanwhile goes to
     the debug log instead of the terminal or the dashboard. LiteRT's interpreter announces
-    its XNNPACK kernels there once a process, with no setting to stop it."""
+    its XNNPACK kernels there once a process, with no setting to stop it. Later times:
+    nothing."""
     global _stderr_quieted
     with _stderr_lock:
-        if _stderr_quieted:
-            yield
-            return
+        first = not _stderr_quieted
         _stderr_quieted = True
-        try:
-            saved = os.dup(2)
-        except OSError:  # no stderr at all
-            yield
-            return
-        with tempfile.TemporaryFile() as sink:
-            os.dup2(sink.fileno(), 2)
-            try:
+        if first:  # the lock held meanwhile: another thread's first net waits for this one
+            with _fd2_to_debug_log():
                 yield
-            finally:
-                os.dup2(saved, 2)
-                os.close(saved)
-                sink.seek(0)
-                said = sink.read().decode("utf-8", "replace").strip()
-        if said:
-            log.debug("LiteRT: %s", said)
+    if not first:
+        yield
+
+
+@contextlib.contextmanager
+def _fd2_to_debug_log() -> Iterator[None]:
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all
+        yield
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            said = sink.read().decode("utf-8", "replace").strip()
+    if said:
+        log.debug("LiteRT: %s", said)
 
 
 def _smallest_and_largest(outputs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -232,8 +240,8 @@ def _smallest_and_largest(outputs: list[np.ndarray]) -> tuple[np.ndarray, np.nda
 
 
 def _batch(images: list[np.ndarray], scale: float, mean: float = 0.0) -> np.ndarray:
-    """uint8 HxWx3 crops as an NHWC float32 batch, (pixel - mean) x scale: the same float32
-    operations as cv2.dnn.blobFromImages, so both runtimes see the same numbers."""
+    """uint8 HxWx3 crops as an NHWC float32 batch, (pixel - mean) x scale: cv2.dnn.blobFromImages'
+    numbers to the bit (transposed), so both runtimes see what OpenCV alone saw before."""
     out = np.stack(images).astype(np.float32)
     if mean:
         out -= np.float32(mean)
