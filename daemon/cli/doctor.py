@@ -154,7 +154,7 @@ def check_face_runtime() -> Check:
     """Which runtime will run the face models (see daemon/scoring/builtin/mediapipe.py)."""
     if importlib.util.find_spec("ai_edge_litert") is not None:
         return Check("face runtime", "ok", "LiteRT (ai-edge-litert) runs the face models")
-    return Check("face runtime", "warn", "OpenCV's DNN module runs the face models, two to three times slower than "
+    return Check("face runtime", "warn", "OpenCV's DNN module runs the face models, about twice as slow as "
                  f"LiteRT; where a wheel exists for this machine: {shlex.quote(sys.executable)} -m pip install ai-edge-litert")
 
 

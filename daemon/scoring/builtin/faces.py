@@ -298,7 +298,7 @@ def load_face_models(config: "Config | None" = None, writer: "StoreWriter | None
         return None, reason
     if runtime == "opencv":
         log.info("faces: MediaPipe's face models run by OpenCV's DNN module; `pip install ai-edge-litert` runs them "
-                 "in LiteRT, two to three times faster")
+                 "in LiteRT, about twice as fast")
     return FaceModels(*paths, runtime=runtime), None
 
 
