@@ -466,6 +466,39 @@ def test_litert_says_nothing_on_the_terminal(tmp_path: Path) -> None:
     assert "LiteRT: INFO: Created TensorFlow Lite XNNPACK delegate" in done.stdout  # kept, in the debug log
 
 
+def test_a_file_litert_refuses_puts_all_three_models_in_opencv(isolated_env: Path, db_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    """No real file was found that LiteRT refuses and OpenCV reads, so LiteRT is made to
+    refuse the mesh here (as it refuses a file that is no flatbuffer): the detector, read
+    in LiteRT before, is checked again in OpenCV, and all three run there, as recorded."""
+    pytest.importorskip("ai_edge_litert.interpreter", reason="ai-edge-litert is not installed on this platform")
+    from daemon.scoring.builtin import faces as faces_module
+
+    real = faces_module.open_net
+    opened: list[tuple[str, str]] = []
+
+    def refusing(path: Path, runtime: str):  # type: ignore[no-untyped-def]
+        opened.append((Path(path).name, runtime))
+        if runtime == "litert" and Path(path).name == PACKAGE_FILES["face-mesh"]:
+            raise ValueError("The model is not a valid Flatbuffer buffer")
+        return real(path, runtime)
+
+    monkeypatch.setattr(faces_module, "open_net", refusing)
+    config = dataclasses.replace(load_config(check_folders=False), database=db_path)
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    with StoreWriter(db_path) as writer:
+        scorer = Faces.load(config, writer)
+    assert scorer.backend == "mediapipe" and scorer.models is not None and scorer.models.runtime == "opencv"
+    detector, mesh, iris = PACKAGE_FILES.values()
+    assert opened == [(detector, "litert"), (mesh, "litert"), (mesh, "opencv"), (detector, "opencv"), (iris, "opencv")]
+    assert any("LiteRT cannot read" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
+    with StoreReader(db_path) as reader:
+        for name in MODEL_NAMES:
+            assert reader.model_events(name)[0]["message"] == "ready for the faces scorer, run by OpenCV's DNN module"
+    assert by_name(scorer.score(decoded(scene("astronaut"))))["faces"].raw == 1
+
+
 def test_a_model_file_neither_runtime_can_read_falls_back_to_haar(isolated_env: Path, https_fake, tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch, db_path: Path) -> None:
     """The package's iris file replaced by bytes that are no model (its pinned digest is then

@@ -263,29 +263,38 @@ def load_face_models(config: "Config | None" = None, writer: "StoreWriter | None
         reason = f"the model catalog could not be read ({exc})"
         log.warning("faces: %s; %s", reason, HAAR_NOTICE)
         return None, reason
-    paths = []
     problems: list[tuple[str, str]] = []
+    loaded = []
     runtime = default_runtime()
     for name in MODEL_NAMES:
         fetched = None
         try:
             fetched = hub.fetch(name)
             started = time.monotonic()
-            runtime = _check(fetched.path, runtime)  # each worker builds its own nets; this checks the file
+            checked = _check(fetched.path, runtime)  # each worker builds its own nets; this checks the file
             seconds = time.monotonic() - started
         except ModelUnavailable as exc:
             problems.append((name, "; ".join(f"{a.source}: {a.error_class} ({a.message})" for a in exc.attempts)
                              or str(exc).splitlines()[0]))
             continue
         except cv2.error as exc:
-            problems.append((name, f"OpenCV cannot read {fetched.path if fetched else name}: {str(exc).strip().splitlines()[-1]}"))
+            problems.append((name, _unreadable(fetched.path if fetched else name, exc)))
             continue
+        if checked != runtime:  # LiteRT refused this one: all three run in OpenCV, so it checks those read so far
+            runtime = checked
+            for earlier in list(loaded):
+                try:
+                    _check(earlier[1].path, runtime)
+                except cv2.error as exc:
+                    loaded.remove(earlier)
+                    problems.append((earlier[0], _unreadable(earlier[1].path, exc)))
+        loaded.append((name, fetched, seconds))
+    for name, fetched, seconds in loaded:
         label = f"{fetched.source_kind} {fetched.source_ref}"
         hub.record_state(name, "ready", load_seconds=round(fetched.seconds + seconds, 3),
                          version=(fetched.sha256 or "")[:12] or None, last_error=None)
         hub.record_event(name, "load", source=label, seconds=seconds,
                          message=f"ready for the faces scorer, run by {RUNTIME_NAMES[runtime]}")
-        paths.append(fetched.path)
     if problems:
         state = "offline-unavailable" if config.models.offline else "failed"
         for name, problem in problems:
@@ -299,17 +308,20 @@ def load_face_models(config: "Config | None" = None, writer: "StoreWriter | None
     if runtime == "opencv":
         log.info("faces: MediaPipe's face models run by OpenCV's DNN module; `pip install ai-edge-litert` runs them "
                  "in LiteRT, about twice as fast")
-    return FaceModels(*paths, runtime=runtime), None
+    return FaceModels(*(fetched.path for _, fetched, _ in loaded), runtime=runtime), None
 
 
 #: how the runtimes are named to a person
 RUNTIME_NAMES = {"litert": "LiteRT (XNNPACK)", "opencv": "OpenCV's DNN module"}
 
 
+def _unreadable(path: Path | str, exc: Exception) -> str:
+    return f"OpenCV cannot read {path}: {str(exc).strip().splitlines()[-1]}"
+
+
 def _check(path: Path, runtime: str) -> str:
     """Open ``path`` in ``runtime``; where LiteRT cannot read it, in OpenCV (which raises
-    cv2.error for a file it cannot read either). Returns the runtime that read it; once
-    OpenCV has had to, the other files are checked in OpenCV too."""
+    cv2.error for a file it cannot read either). Returns the runtime that read it."""
     if runtime == "litert":
         try:
             open_net(path, "litert")
