@@ -22,21 +22,11 @@ from daemon.config import load_config
 from daemon.imaging.decode import decode_image
 from daemon.scoring.builtin import builtin_scorers
 from daemon.scoring.composite import composite, group_scores
-from fixtures_photos import scene
+from fixtures_photos import exposed, scene
 
 PHOTOS = ("coffee", "chelsea")
 QUALITY = 92
 TOLERANCE = 0.03
-
-
-def _srgb_to_linear(rgb: np.ndarray) -> np.ndarray:
-    x = rgb.astype(np.float32) / 255.0
-    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
-
-
-def _linear_to_srgb(lin: np.ndarray) -> np.ndarray:
-    lin = np.clip(lin, 0.0, 1.0)
-    return np.clip(np.where(lin <= 0.0031308, lin * 12.92, 1.055 * lin ** (1 / 2.4) - 0.055) * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
 def shake(px: np.ndarray, length: int) -> np.ndarray:
@@ -53,8 +43,8 @@ DAMAGE = {
     "motion blur": (lambda px: shake(px, 35), "sharpness"),
     "jpeg quality 4": (4, "compression"),
     "gaussian noise": (lambda px: np.clip(px + np.random.default_rng(1).normal(0, 35, px.shape), 0, 255).astype(np.uint8), "noise"),
-    "under-exposure -3 EV": (lambda px: _linear_to_srgb(_srgb_to_linear(px) / 8.0), "exposure"),
-    "over-exposure +3 EV": (lambda px: _linear_to_srgb(_srgb_to_linear(px) * 8.0), "exposure"),
+    "under-exposure -3 EV": (lambda px: np.asarray(exposed(Image.fromarray(px), -3.0)), "exposure"),
+    "over-exposure +3 EV": (lambda px: np.asarray(exposed(Image.fromarray(px), 3.0)), "exposure"),
     "haze": (lambda px: np.clip(px * 0.2 + 205 * 0.8 + 0.5, 0, 255).astype(np.uint8), "contrast"),
 }
 
