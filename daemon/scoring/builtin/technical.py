@@ -230,7 +230,7 @@ class Exposure:
     neither fills crushed shadows nor lifts the mean. raw = mean luma (0-255).
     stops = log2 of the mean in linear light over mid-grey's (luma 118); below
     mid-grey, no more stops than the highlights' headroom: log2 of white over the
-    99th percentile of the brightest channel, in linear light. A photographer
+    brightest channel's level that only the brightest 0.5 % of the frame pass, in linear light. A photographer
     exposes for the highlights: a dusk or low-key scene whose brightest tones reach
     near white is dark by nature, and brightening it only clips them (version 3 read
     scikit-image's rocket, 2 stops under mid-grey with its lights near white, as
