@@ -26,7 +26,7 @@ def scene(name: str, size: tuple[int, int] | None = None) -> Image.Image:
 
 def exposed(img: Image.Image, ev: float) -> Image.Image:
     """``ev`` stops more (or, negative, fewer) light, in linear light; what goes past white
-    clips (bench/quality.py's over- and under-exposure)."""
+    clips (bench/quality.py's over- and under-exposure too)."""
     px = np.asarray(img, dtype=np.float64) / 255.0
     lin = np.clip(np.where(px <= 0.04045, px / 12.92, ((px + 0.055) / 1.055) ** 2.4) * 2.0**ev, 0.0, 1.0)
     srgb = np.where(lin <= 0.0031308, lin * 12.92, 1.055 * lin ** (1 / 2.4) - 0.055)
