@@ -137,7 +137,6 @@ def test_content_hash_follows_the_bytes_not_the_name(tmp_path: Path) -> None:
     assert content_hash(a) == content_hash(b) != content_hash(c)
 
 
-
 def test_a_stored_hash_of_either_form_is_matched_each_form_computed_once(tmp_path: Path) -> None:
     """Rows stored before the blake3 hash carry blake2b-128 of the same bytes: a file moved
     since still finds its row. Each form is computed only when a row asks for it, once."""
@@ -158,6 +157,7 @@ def test_a_stored_hash_of_either_form_is_matched_each_form_computed_once(tmp_pat
     assert content.matches(current)  # computed once, not read again
     with pytest.raises(OSError):
         content.matches(legacy)  # the older form is read only when a row asks for it
+
 
 def test_fractional_views_are_opencvs_area_resampling_to_the_bit() -> None:
     """The fractional step of a shrink (BRISQUE's 384-px view from the 512-px one, the face

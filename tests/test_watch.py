@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-
 from daemon.config import PhotoFolder, load_config
 from daemon.scoring.scan import Matcher
 from daemon.store.writer import StoreWriter
