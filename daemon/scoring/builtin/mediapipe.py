@@ -191,29 +191,33 @@ def open_net(path: Path, runtime: str) -> Net:
     return _LiteRTNet(path) if runtime == "litert" else _OpenCVNet(path)
 
 
-_stderr_lock = threading.Lock()
+_stderr_lock = threading.RLock()  # re-entrant: a net built inside a quieted block must not wait for itself
 _stderr_quieted = False
 
 
 @contextlib.contextmanager
 def _quiet_stderr() -> Iterator[None]:
-    """The first time in a process: what C code writes to file descriptor 2 meanwhile goes to
-    the debug log instead of the terminal or the dashboard. LiteRT's interpreter announces
-    its XNNPACK kernels there once a process, with no setting to stop it. Later times:
-    nothing."""
+    """The first time in a process: LiteRT's notice on file descriptor 2 (its interpreter
+    announces its XNNPACK kernels there once a process, with no setting to stop it) goes
+    to the debug log instead of the terminal or the dashboard; anything else written to
+    fd 2 meanwhile (another thread's warning) still goes to stderr. Later times: nothing."""
     global _stderr_quieted
     with _stderr_lock:
         first = not _stderr_quieted
         _stderr_quieted = True
         if first:  # the lock held meanwhile: another thread's first net waits for this one
-            with _fd2_to_debug_log():
+            with _xnnpack_notice_to_debug_log():
                 yield
     if not first:
         yield
 
 
+#: the line LiteRT's first interpreter writes to fd 2
+_XNNPACK_NOTICE = b"XNNPACK delegate"
+
+
 @contextlib.contextmanager
-def _fd2_to_debug_log() -> Iterator[None]:
+def _xnnpack_notice_to_debug_log() -> Iterator[None]:
     try:
         saved = os.dup(2)
     except OSError:  # no stderr at all
@@ -227,9 +231,13 @@ def _fd2_to_debug_log() -> Iterator[None]:
             os.dup2(saved, 2)
             os.close(saved)
             sink.seek(0)
-            said = sink.read().decode("utf-8", "replace").strip()
-    if said:
-        log.debug("LiteRT: %s", said)
+            said = sink.read()
+    other = b"".join(line for line in said.splitlines(keepends=True) if _XNNPACK_NOTICE not in line)
+    if other:
+        os.write(2, other)
+    for line in said.splitlines():
+        if _XNNPACK_NOTICE in line:
+            log.debug("LiteRT: %s", line.decode("utf-8", "replace").strip())
 
 
 def _smallest_and_largest(outputs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
