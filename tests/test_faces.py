@@ -423,7 +423,7 @@ def test_the_daemons_pipeline_loads_the_face_models_and_records_them(isolated_en
         with StoreReader(db_path) as reader:
             loads = [e for e in reader.model_events(name) if e["kind"] == "load"]
         runtime = "LiteRT (XNNPACK)" if faces.models.runtime == "litert" else "OpenCV's DNN module"
-        assert loads and loads[0]["message"] == f"ready for the faces scorer, run by {runtime}"
+        assert loads and loads[0]["message"] == f"run by {runtime}; ready for the faces scorer"
 
 
 def test_without_litert_the_face_models_run_in_opencv_and_the_log_says_how_to_speed_them_up(
@@ -437,7 +437,7 @@ def test_without_litert_the_face_models_run_in_opencv_and_the_log_says_how_to_sp
     assert scorer.backend == "mediapipe" and scorer.models is not None and scorer.models.runtime == "opencv"
     assert any("pip install ai-edge-litert" in r.getMessage() for r in caplog.records)
     with StoreReader(db_path) as reader:
-        assert reader.model_events("face-iris")[0]["message"] == "ready for the faces scorer, run by OpenCV's DNN module"
+        assert reader.model_events("face-iris")[0]["message"] == "run by OpenCV's DNN module; ready for the faces scorer"
     assert by_name(scorer.score(decoded(scene("astronaut"))))["faces"].raw == 1
 
 
@@ -505,7 +505,7 @@ def test_a_file_litert_refuses_puts_all_three_models_in_opencv(isolated_env: Pat
     assert any("LiteRT cannot read" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
     with StoreReader(db_path) as reader:
         for name in MODEL_NAMES:
-            assert reader.model_events(name)[0]["message"] == "ready for the faces scorer, run by OpenCV's DNN module"
+            assert reader.model_events(name)[0]["message"] == "run by OpenCV's DNN module; ready for the faces scorer"
     assert by_name(scorer.score(decoded(scene("astronaut"))))["faces"].raw == 1
 
 

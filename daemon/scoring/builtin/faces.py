@@ -294,7 +294,7 @@ def load_face_models(config: "Config | None" = None, writer: "StoreWriter | None
         hub.record_state(name, "ready", load_seconds=round(fetched.seconds + seconds, 3),
                          version=(fetched.sha256 or "")[:12] or None, last_error=None)
         hub.record_event(name, "load", source=label, seconds=seconds,
-                         message=f"ready for the faces scorer, run by {RUNTIME_NAMES[runtime]}")
+                         message=f"run by {RUNTIME_NAMES[runtime]}; ready for the faces scorer")  # the runtime first: the Models screen cuts long lines
     if problems:
         state = "offline-unavailable" if config.models.offline else "failed"
         for name, problem in problems:
